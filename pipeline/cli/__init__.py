@@ -1,0 +1,79 @@
+"""`vlmembed`: one command line for the whole tool.
+
+Each subcommand lives in its own module in this package and exposes `COMMAND`; the
+modules are discovered, so adding a subcommand is adding a file. Heavy imports happen
+inside each command's `run`, which keeps `vlmembed --help` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger("vlmembed")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str = ""
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _commands() -> list[Command]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        command = getattr(module, "COMMAND", None)
+        if isinstance(command, Command):
+            found.append(command)
+    return sorted(found, key=lambda c: c.name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vlmembed",
+        description="Compare multimodal embedding models made from diffusion and autoregressive VLMs.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in _commands():
+        p = sub.add_parser(command.name, help=command.help, description=command.description or command.help,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        command.add_arguments(p)
+        p.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"vlmembed {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Opening and normalising images from files, uploads and datasets, safely.
+
+Every image that enters a model passes through here: the result is an RGB image of a
+sane size, or an :class:`ImageError` that says what was wrong and what to do. Nothing
+outside this module calls `Image.open`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Anything bigger is refused before decoding (a decompression bomb costs memory, not
+# just time). 90 MP covers a 12000x7500 photo.
+MAX_PIXELS = 90_000_000
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MIN_SIDE = 2
+
+
+class ImageError(ValueError):
+    """An image that cannot be embedded; the message says why and what to do."""
+
+
+def open_image(source: str | os.PathLike | bytes | io.IOBase, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open a file path, raw bytes or a binary stream as an RGB image (first frame)."""
+    name = "upload"
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = path.name
+        if not path.is_file():
+            raise ImageError(f"{path}: no such image file")
+        size = path.stat().st_size
+        if size == 0:
+            raise ImageError(f"{name}: the file is empty (0 bytes); re-export or re-download it")
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"{name}: {size / 2**20:.0f} MiB is over the {MAX_FILE_BYTES // 2**20} MiB limit; resize it first")
+        data = path.read_bytes()
+    elif isinstance(source, bytes):
+        data = source
+    else:
+        data = source.read()
+    if not data:
+        raise ImageError(f"{name}: the image is empty (0 bytes)")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"{name}: {len(data) / 2**20:.0f} MiB is over the {MAX_FILE_BYTES // 2**20} MiB limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            _check_pixels(image, name, max_pixels)
+            image.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name}: refused as a decompression bomb ({exc}); resize it below {max_pixels / 1e6:.0f} MP") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: not an image PIL can read (PNG, JPEG, GIF, WebP, BMP, TIFF ...)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc}); re-export it") from exc
+    return prepare_image(image, max_pixels=max_pixels, name=name)
+
+
+def _check_pixels(image: Image.Image, name: str, max_pixels: int) -> None:
+    w, h = image.size
+    if w * h > max_pixels:
+        raise ImageError(f"{name}: {w}x{h} = {w * h / 1e6:.0f} MP is over the {max_pixels / 1e6:.0f} MP limit; resize it first")
+
+
+def prepare_image(image: Image.Image, max_pixels: int | None = None, name: str = "image") -> Image.Image:
+    """An upright RGB copy: EXIF rotation applied, first frame of animations, alpha on white,
+    16-bit and float scaled to 8 bits, CMYK/palette/greyscale converted."""
+    if not isinstance(image, Image.Image):
+        raise ImageError(f"{name}: expected a PIL image, got {type(image).__name__}")
+    _check_pixels(image, name, max_pixels or MAX_PIXELS)
+    if min(image.size) < MIN_SIDE:
+        raise ImageError(f"{name}: {image.size[0]}x{image.size[1]} is too small to embed (min {MIN_SIDE}px a side)")
+    if getattr(image, "is_animated", False):
+        image.seek(0)
+    try:
+        image = ImageOps.exif_transpose(image) or image
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError):
+        pass  # broken EXIF: keep the pixels as stored rather than refuse the image
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        image = _to_8bit(image)
+    elif mode == "P":
+        image = image.convert("RGBA")
+    elif mode not in ("RGB", "RGBA", "LA", "L", "1", "CMYK", "YCbCr", "LAB", "HSV", "La", "RGBa", "PA"):
+        raise ImageError(f"{name}: image mode {mode!r} is not supported; convert it to RGB")
+    if image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    import numpy as np
+
+    arr = np.asarray(image, dtype=np.float64)
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
+    return Image.fromarray(np.nan_to_num(scaled).astype(np.uint8), mode="L")
+
+
+def thumbnail_png(image: Image.Image, side: int = 96) -> bytes:
+    """A small PNG for the store and the dashboard's hover cards."""
+    thumb = prepare_image(image).copy()
+    thumb.thumbnail((side, side))
+    buf = io.BytesIO()
+    thumb.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
