@@ -67,9 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args._run(args) or 0)
-    except UserError as exc:
-        print(f"vlmembed {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        # Errors meant for the user (bad input, missing store ...) print as one message.
+        if isinstance(exc, UserError) or getattr(exc, "user_facing", False):
+            print(f"vlmembed {args.command}: {exc}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ outside this module calls `Image.open`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
@@ -80,10 +81,9 @@ def prepare_image(image: Image.Image, max_pixels: int | None = None, name: str =
         raise ImageError(f"{name}: {image.size[0]}x{image.size[1]} is too small to embed (min {MIN_SIDE}px a side)")
     if getattr(image, "is_animated", False):
         image.seek(0)
-    try:
+    # Broken EXIF: keep the pixels as stored rather than refuse the image.
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, SyntaxError):
         image = ImageOps.exif_transpose(image) or image
-    except (OSError, ValueError, TypeError, KeyError, SyntaxError):
-        pass  # broken EXIF: keep the pixels as stored rather than refuse the image
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         image = _to_8bit(image)

@@ -1,0 +1,55 @@
+"""The results store: one DuckDB file with runs, scores, embeddings, projections and the
+paper's published numbers. Only this package writes SQL."""
+
+from storage.console import EXAMPLE_QUERIES, ConsoleResult, run_query
+from storage.errors import (
+    RunConflictError,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreError,
+    StoreMissingError,
+    StoreSchemaError,
+)
+from storage.paths import default_store_path, vlmembed_home
+from storage.reader import StoreReader
+from storage.records import (
+    DatasetRecord,
+    DatasetRow,
+    ItemRecord,
+    ModelRecord,
+    RankRecord,
+    ReportedAverage,
+    RunRecord,
+    ScoreRecord,
+    TrainLogRecord,
+    config_hash,
+)
+from storage.schema import SCHEMA_VERSION
+from storage.writer import StoreWriter
+
+__all__ = [
+    "EXAMPLE_QUERIES",
+    "SCHEMA_VERSION",
+    "ConsoleResult",
+    "DatasetRecord",
+    "DatasetRow",
+    "ItemRecord",
+    "ModelRecord",
+    "RankRecord",
+    "ReportedAverage",
+    "RunConflictError",
+    "RunRecord",
+    "ScoreRecord",
+    "StoreBusyError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreMissingError",
+    "StoreReader",
+    "StoreSchemaError",
+    "StoreWriter",
+    "TrainLogRecord",
+    "config_hash",
+    "default_store_path",
+    "run_query",
+    "vlmembed_home",
+]

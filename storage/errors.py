@@ -1,0 +1,39 @@
+"""Errors a user can act on; each message names the command that fixes it."""
+
+from __future__ import annotations
+
+REBUILD_HINT = (
+    "Rebuild it with `vlmembed import-paper --store {path}` (the paper's numbers, seconds) "
+    "or `vlmembed demo --store {path}` (paper + demo runs, minutes)."
+)
+
+
+class StoreError(Exception):
+    """Base of the store's errors; the CLI prints these without a traceback."""
+
+    user_facing = True
+
+
+class StoreMissingError(StoreError):
+    def __init__(self, path):
+        super().__init__(f"no results store at {path}. " + REBUILD_HINT.format(path=path))
+
+
+class StoreCorruptError(StoreError):
+    def __init__(self, path, reason: str):
+        super().__init__(
+            f"{path} is not a readable vlmembed store ({reason}). Move it aside, then "
+            + REBUILD_HINT.format(path=path)
+        )
+
+
+class StoreSchemaError(StoreError):
+    pass
+
+
+class StoreBusyError(StoreError):
+    pass
+
+
+class RunConflictError(StoreError):
+    pass

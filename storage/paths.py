@@ -1,0 +1,17 @@
+"""Where the results store lives unless a command says otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def vlmembed_home() -> Path:
+    """`$VLMEMBED_HOME`, else ~/.cache/vlmembed: the store, the built-in benchmark, checkpoints."""
+    return Path(os.environ.get("VLMEMBED_HOME", Path.home() / ".cache" / "vlmembed")).expanduser()
+
+
+def default_store_path() -> Path:
+    """`$VLMEMBED_STORE`, else <home>/store.duckdb."""
+    env = os.environ.get("VLMEMBED_STORE")
+    return Path(env).expanduser() if env else vlmembed_home() / "store.duckdb"

@@ -1,0 +1,250 @@
+"""Read-only access to the store: the queries the dashboard and the CLI use.
+
+The connection is opened read-only with external access switched off and the
+configuration locked. When a writer swaps a new file in, the next query opens the new
+file; a query already running finishes on the old one (its open handle keeps the old
+file alive), so a swap never breaks a reader mid-query.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from storage.errors import StoreCorruptError, StoreMissingError, StoreSchemaError
+from storage.migrations import check_readable
+
+log = logging.getLogger(__name__)
+
+# Locked-down settings, applied after the store is attached: no file or URL readers, COPY,
+# ATTACH, INSTALL/LOAD or httpfs, and no SET / PRAGMA that changes them back.
+SAFE_SETTINGS = ("SET enable_external_access = false", "SET lock_configuration = true")
+CATALOG = "store"
+
+
+def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+    """A locked-down read-only connection to a valid, current store (or a clear error).
+
+    The store is ATTACHed to a fresh in-memory database rather than opened with
+    `duckdb.connect(path)`: DuckDB caches instances by path, which would keep serving
+    the old file after a writer swaps a new one in.
+    """
+    if not path.is_file():
+        raise StoreMissingError(path)
+    if path.stat().st_size == 0:
+        raise StoreCorruptError(path, "the file is empty")
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                              "autoload_known_extensions": False})
+    try:
+        con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [str(path)])
+        con.execute(f"USE {CATALOG}")
+        check_readable(con, str(path))
+    except StoreSchemaError:
+        con.close()
+        raise
+    except duckdb.Error as exc:
+        con.close()
+        raise StoreCorruptError(path, str(exc).splitlines()[0]) from exc
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET threads = {int(threads)}")
+    for statement in SAFE_SETTINGS:
+        con.execute(statement)
+    return con
+
+
+class StoreReader:
+    """Thread-safe reads; each query runs on its own cursor."""
+
+    def __init__(self, path: str | os.PathLike, memory_limit: str = "1GB"):
+        self.path = Path(path).expanduser()
+        self.memory_limit = memory_limit
+        self._lock = threading.Lock()
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._stamp: tuple[int, int, int] | None = None
+        self._reconnect_if_swapped()
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _reconnect_if_swapped(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            stamp = self._file_stamp()
+            if self._db is not None and stamp == self._stamp:
+                return self._db
+            if stamp is None and self._db is not None:
+                return self._db  # the file is mid-swap or was removed: keep serving what we have
+            try:
+                fresh = open_read_only(self.path, self.memory_limit)
+            except (StoreCorruptError, StoreSchemaError, StoreMissingError):
+                if self._db is None:
+                    raise
+                log.warning("new store file at %s is not readable yet; serving the previous one", self.path)
+                return self._db
+            # The old connection is dropped, not closed: cursors still running on it keep it alive.
+            self._db, self._stamp = fresh, stamp
+            return fresh
+
+    @property
+    def version(self) -> tuple[int, int, int] | None:
+        """Changes whenever a new store file is swapped in (for caches)."""
+        self._reconnect_if_swapped()
+        return self._stamp
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self._reconnect_if_swapped().cursor()
+        cur.execute(f"USE {CATALOG}")  # cursors start in the in-memory catalog
+        return cur
+
+    def frame(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, list(params or [])).df()
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+            self._db = None
+
+    # -- catalogue -----------------------------------------------------------------------
+    def models(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM models ORDER BY scale, paradigm, model")
+
+    def datasets(self) -> pd.DataFrame:
+        return self.frame(
+            "SELECT * FROM datasets ORDER BY benchmark, "
+            "CASE meta_task WHEN 'classification' THEN 0 WHEN 'vqa' THEN 1 ELSE 2 END, NOT in_domain, dataset"
+        )
+
+    def runs(self, source: str | None = None) -> pd.DataFrame:
+        sql = ("SELECT r.*, m.paradigm, m.scale FROM runs r JOIN models m USING (model) "
+               "WHERE r.status = 'complete'")
+        params: list = []
+        if source:
+            sql += " AND r.source = ?"
+            params.append(source)
+        return self.frame(sql + " ORDER BY r.source, r.model, r.train_samples NULLS LAST, r.run_id", params)
+
+    # -- scores ----------------------------------------------------------------------------
+    def scores(self, metric: str = "precision@1", sources: Sequence[str] | None = None,
+               run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Rows of v_scores for one metric, optionally limited to sources or runs."""
+        sql = "SELECT * FROM v_scores WHERE metric = ?"
+        params: list = [metric]
+        if sources:
+            sql += " AND source IN (SELECT unnest(?))"
+            params.append(list(sources))
+        if run_ids:
+            sql += " AND run_id IN (SELECT unnest(?))"
+            params.append(list(run_ids))
+        return self.frame(sql + " ORDER BY source, model, dataset", params)
+
+    def metrics(self) -> list[str]:
+        return self.frame("SELECT DISTINCT metric FROM scores ORDER BY metric")["metric"].tolist()
+
+    def reported_averages(self) -> pd.DataFrame:
+        return self.frame(
+            "SELECT r.source, r.run_id, r.model, r.variant, a.meta_task, a.split, a.metric, a.value, a.where_printed "
+            "FROM reported_averages a JOIN runs r USING (run_id) ORDER BY r.model, a.meta_task, a.split"
+        )
+
+    def train_log(self, run_ids: Sequence[str]) -> pd.DataFrame:
+        return self.frame("SELECT * FROM train_log WHERE run_id IN (SELECT unnest(?)) ORDER BY run_id, step",
+                          [list(run_ids)])
+
+    # -- embeddings, projections, alignment ------------------------------------------------
+    def pairs(self, dataset: str) -> pd.DataFrame:
+        """Each eval row's query and gold target with their texts (gold = first candidate)."""
+        return self.frame(
+            "SELECT r.row_idx, r.query_item, r.candidates[1] AS gold_item, q.text AS query_text, "
+            "q.modality AS query_modality, t.text AS gold_text, t.modality AS gold_modality "
+            "FROM dataset_rows r JOIN items q ON q.item_id = r.query_item "
+            "JOIN items t ON t.item_id = r.candidates[1] WHERE r.dataset = ? ORDER BY r.row_idx",
+            [dataset],
+        )
+
+    def items(self, item_ids: Sequence[str], with_thumbnails: bool = True) -> pd.DataFrame:
+        cols = "*" if with_thumbnails else "item_id, modality, instruction, text, image_path"
+        return self.frame(f"SELECT {cols} FROM items WHERE item_id IN (SELECT unnest(?))", [list(item_ids)])
+
+    def candidate_pool(self, dataset: str | None = None) -> list[str]:
+        """Item ids of a dataset's candidates, or of every stored candidate."""
+        if dataset:
+            df = self.frame("SELECT DISTINCT item_id FROM dataset_items WHERE dataset = ? AND role = 'target' "
+                            "ORDER BY item_id", [dataset])
+        else:
+            df = self.frame("SELECT DISTINCT item_id FROM dataset_items WHERE role = 'target' ORDER BY item_id")
+        return df["item_id"].tolist()
+
+    def embeddings(self, run_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """(item ids, (N, D) float32) of a run, optionally for given items only."""
+        cur = self.cursor()
+        try:
+            if item_ids is None:
+                rel = cur.sql("SELECT item_id, vec FROM embeddings WHERE run_id = ? ORDER BY item_id", params=[run_id])
+            else:
+                rel = cur.sql("SELECT item_id, vec FROM embeddings WHERE run_id = ? "
+                              "AND item_id IN (SELECT unnest(?)) ORDER BY item_id", params=[run_id, list(item_ids)])
+            table = rel.to_arrow_table()
+        finally:
+            cur.close()
+        ids = table.column("item_id").to_pylist()
+        if not ids:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        flat = table.column("vec").combine_chunks()
+        dim = len(flat[0])
+        vecs = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(ids), dim)
+        return ids, vecs
+
+    def embedded_runs(self) -> pd.DataFrame:
+        """Runs that stored embeddings, with their dimension (for live search)."""
+        return self.frame(
+            "SELECT r.run_id, r.model, r.source, r.label, r.stage, r.train_samples, r.train_task, r.checkpoint, "
+            "m.family, m.paradigm, m.scale, any_value(e.dim) AS dim, count(*) AS n_items "
+            "FROM embeddings e JOIN runs r USING (run_id) JOIN models m USING (model) "
+            "WHERE r.status = 'complete' GROUP BY ALL ORDER BY r.model, r.train_samples NULLS LAST"
+        )
+
+    def projection(self, run_id: str, dataset: str, method: str) -> pd.DataFrame:
+        return self.frame(
+            "SELECT p.item_id, p.role, p.x, p.y, i.modality, i.text, i.thumbnail "
+            "FROM projections p JOIN items i USING (item_id) "
+            "WHERE p.run_id = ? AND p.dataset = ? AND p.method = ? ORDER BY p.role, p.item_id",
+            [run_id, dataset, method],
+        )
+
+    def projected(self) -> pd.DataFrame:
+        """Which (run, dataset, method) projections exist."""
+        return self.frame(
+            "SELECT DISTINCT p.run_id, p.dataset, p.method, r.model, r.source, r.stage, r.train_samples, r.train_task "
+            "FROM projections p JOIN runs r USING (run_id) ORDER BY r.model, p.dataset, r.train_samples NULLS LAST"
+        )
+
+    def alignment(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        sql = ("SELECT a.*, r.model, r.source, r.stage, r.train_samples, r.train_task FROM alignment a "
+               "JOIN runs r USING (run_id)")
+        params: list = []
+        if run_ids:
+            sql += " WHERE a.run_id IN (SELECT unnest(?))"
+            params.append(list(run_ids))
+        return self.frame(sql + " ORDER BY r.model, a.dataset, r.train_samples NULLS LAST, a.metric", params)
+
+    def summary(self) -> dict[str, int]:
+        """Row counts of the main tables (for `vlmembed sql` banners and health checks)."""
+        counts = {}
+        for table in ("models", "datasets", "runs", "scores", "items", "embeddings", "projections", "alignment"):
+            counts[table] = int(self.frame(f"SELECT count(*) AS n FROM {table}")["n"][0])
+        return counts

@@ -1,0 +1,198 @@
+"""The store's tables and views, with a version number.
+
+Changing the layout means: bump SCHEMA_VERSION, add the DDL here, and add a step to
+`storage.migrations.MIGRATIONS` that brings a store of the previous version up to date.
+The views are the documented interface users query (README, "The store"); keep their
+columns stable.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+META_TASKS = ("classification", "vqa", "retrieval")
+SOURCES = ("paper", "pipeline", "demo")
+PARADIGMS = ("autoregressive", "diffusion")
+ROLES = ("query", "target")
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS models (
+    model VARCHAR PRIMARY KEY,            -- 'LLaVA-1.6' (paper) or e.g. 'llava_next-tiny' (demo)
+    family VARCHAR,                       -- registry name in pipeline.models, when there is one
+    display_name VARCHAR NOT NULL,
+    paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion')),
+    attention VARCHAR,
+    pooling VARCHAR,
+    vision_encoder VARCHAR,
+    vision_update VARCHAR,
+    backbone VARCHAR,
+    params BIGINT,
+    scale VARCHAR NOT NULL,               -- 'published' (7-8B checkpoints) or 'tiny' (demo presets)
+    description VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS datasets (
+    dataset VARCHAR PRIMARY KEY,
+    benchmark VARCHAR NOT NULL,           -- 'MMEB' or 'builtin'
+    meta_task VARCHAR NOT NULL CHECK (meta_task IN ('classification', 'vqa', 'retrieval')),
+    query_modality VARCHAR,
+    target_modality VARCHAR,
+    in_domain BOOLEAN NOT NULL,
+    n_train INTEGER,
+    n_eval INTEGER,
+    n_candidates INTEGER,
+    instruction VARCHAR,
+    description VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    source VARCHAR NOT NULL CHECK (source IN ('paper', 'pipeline', 'demo')),
+    model VARCHAR NOT NULL,
+    label VARCHAR NOT NULL,               -- human-readable, e.g. 'Table 1' or 'final'
+    variant VARCHAR NOT NULL DEFAULT 'default',  -- ablations: 'vision-unfrozen', 'bidirectional' ...
+    experiment VARCHAR,
+    train_task VARCHAR,                   -- meta-task trained on, NULL for zero-shot
+    stage VARCHAR NOT NULL DEFAULT 'final',  -- 'zero-shot', 'checkpoint', 'final'
+    train_samples BIGINT,
+    status VARCHAR NOT NULL DEFAULT 'complete',
+    config JSON,
+    config_hash VARCHAR,
+    code_version VARCHAR,
+    checkpoint VARCHAR,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    timings JSON,
+    notes VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS scores (
+    run_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,              -- 'precision@1', 'recall@5', 'mrr', 'ndcg@5'
+    value DOUBLE NOT NULL,                -- percent for precision/recall, 0-100 for mrr/ndcg too
+    n_queries INTEGER,
+    PRIMARY KEY (run_id, dataset, metric)
+);
+
+CREATE TABLE IF NOT EXISTS reported_averages (
+    run_id VARCHAR NOT NULL,
+    meta_task VARCHAR NOT NULL,
+    split VARCHAR NOT NULL,               -- 'all', 'in_domain', 'ood'
+    metric VARCHAR NOT NULL,
+    value DOUBLE NOT NULL,
+    where_printed VARCHAR,
+    PRIMARY KEY (run_id, meta_task, split, metric)
+);
+
+CREATE TABLE IF NOT EXISTS items (
+    item_id VARCHAR PRIMARY KEY,          -- content hash of instruction, text and image
+    modality VARCHAR NOT NULL,            -- 'image', 'text', 'image+text'
+    instruction VARCHAR,
+    text VARCHAR,
+    image_path VARCHAR,
+    thumbnail BLOB                        -- small PNG for the dashboard
+);
+
+CREATE TABLE IF NOT EXISTS dataset_rows (
+    dataset VARCHAR NOT NULL,
+    row_idx INTEGER NOT NULL,
+    query_item VARCHAR NOT NULL,
+    candidates VARCHAR[] NOT NULL,        -- item ids, gold first
+    PRIMARY KEY (dataset, row_idx)
+);
+
+CREATE TABLE IF NOT EXISTS embeddings (
+    run_id VARCHAR NOT NULL,
+    item_id VARCHAR NOT NULL,
+    dim INTEGER NOT NULL,
+    vec FLOAT[] NOT NULL,                 -- L2-normalised; cast with vec::FLOAT[dim] for array_* functions
+    PRIMARY KEY (run_id, item_id)
+);
+
+CREATE TABLE IF NOT EXISTS ranks (
+    run_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    row_idx INTEGER NOT NULL,
+    gold_rank INTEGER NOT NULL,           -- 1 = the gold candidate ranked first
+    top_item VARCHAR,
+    gold_score DOUBLE,
+    top_score DOUBLE,
+    PRIMARY KEY (run_id, dataset, row_idx)
+);
+
+CREATE TABLE IF NOT EXISTS train_log (
+    run_id VARCHAR NOT NULL,
+    step INTEGER NOT NULL,
+    samples BIGINT NOT NULL,
+    loss DOUBLE,
+    lr DOUBLE,
+    PRIMARY KEY (run_id, step)
+);
+
+CREATE TABLE IF NOT EXISTS projections (
+    run_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,              -- 'umap', 'tsne', 'pca'
+    item_id VARCHAR NOT NULL,
+    role VARCHAR NOT NULL,
+    x DOUBLE NOT NULL,
+    y DOUBLE NOT NULL,
+    PRIMARY KEY (run_id, dataset, method, item_id, role)
+);
+
+CREATE TABLE IF NOT EXISTS alignment (
+    run_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,
+    value DOUBLE NOT NULL,
+    PRIMARY KEY (run_id, dataset, metric)
+);
+"""
+
+VIEWS = """
+CREATE OR REPLACE VIEW dataset_items AS
+    SELECT DISTINCT dataset, query_item AS item_id, 'query' AS role FROM dataset_rows
+    UNION
+    SELECT DISTINCT dataset, unnest(candidates) AS item_id, 'target' AS role FROM dataset_rows;
+
+CREATE OR REPLACE VIEW v_scores AS
+    SELECT r.source, r.run_id, r.model, m.paradigm, d.meta_task, s.dataset, d.in_domain,
+           s.metric, s.value,
+           r.variant, r.stage, r.train_samples, r.label, d.benchmark, m.scale
+    FROM scores s
+    JOIN runs r USING (run_id)
+    JOIN models m ON m.model = r.model
+    JOIN datasets d ON d.dataset = s.dataset
+    WHERE r.status = 'complete';
+
+CREATE OR REPLACE VIEW v_embeddings AS
+    SELECT e.run_id, r.model, di.dataset, e.item_id, di.role, i.modality, i.text, e.vec
+    FROM embeddings e
+    JOIN runs r USING (run_id)
+    JOIN dataset_items di ON di.item_id = e.item_id
+    JOIN items i ON i.item_id = e.item_id
+    WHERE r.status = 'complete';
+
+CREATE OR REPLACE VIEW v_meta_task_averages AS
+    SELECT source, run_id, model, paradigm, meta_task, metric, variant, stage, train_samples, benchmark,
+           avg(value) AS value,
+           avg(value) FILTER (WHERE in_domain) AS in_domain,
+           avg(value) FILTER (WHERE NOT in_domain) AS ood,
+           count(*) AS n_datasets
+    FROM v_scores
+    GROUP BY ALL;
+"""
+
+VIEW_DOCS = {
+    "v_scores": "one row per (run, dataset, metric): source, run_id, model, paradigm, meta_task, dataset, "
+    "in_domain, metric, value, then variant, stage, train_samples, label, benchmark, scale",
+    "v_embeddings": "one row per (run, dataset, item, role): run_id, model, dataset, item_id, role, modality, text, vec",
+    "v_meta_task_averages": "per run and meta-task: the mean over datasets, and over in-domain / OOD datasets",
+    "dataset_items": "which items are queries and which are candidates (targets) of each dataset",
+}

@@ -1,0 +1,346 @@
+"""The one way results enter the store.
+
+A writer works on a private copy of the store file; `publish()` swaps the copy in with
+an atomic rename, so a reader sees the old file or the new one, never half of a change.
+Each `add_run` is one transaction: an exception half-way leaves no trace, and a process
+killed mid-run leaves the published file untouched (its working copy is removed by the
+next writer). One writer at a time, enforced with a lock file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from storage.errors import RunConflictError, StoreBusyError, StoreCorruptError
+from storage.migrations import Migration, ensure_current
+from storage.records import (
+    DatasetRecord,
+    DatasetRow,
+    ItemRecord,
+    ModelRecord,
+    RunRecord,
+)
+from storage.schema import ROLES
+
+log = logging.getLogger(__name__)
+
+
+def _insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[tuple]) -> None:
+    if rows:  # duckdb refuses executemany with no parameter sets
+        con.executemany(sql, rows)
+
+
+def _work_path(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.writing-{pid}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_copies(path: Path) -> None:
+    for stale in path.parent.glob(f".{path.name}.writing-*"):
+        pid_text = stale.name.rsplit("-", 1)[-1].split(".")[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            log.info("removing %s left by a writer that died", stale.name)
+            stale.unlink(missing_ok=True)
+            Path(str(stale) + ".wal").unlink(missing_ok=True)
+
+
+class StoreWriter:
+    """Write access to a store; use as a context manager (publishes on success)."""
+
+    def __init__(self, path: str | os.PathLike, fresh: bool = False, migrations: dict[int, Migration] | None = None):
+        self.path = Path(path).expanduser().resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "w")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise StoreBusyError(
+                f"another vlmembed process is writing {self.path}; wait for it to finish (only one writer at a time)"
+            ) from None
+        _remove_stale_copies(self.path)
+        self._work = _work_path(self.path, os.getpid())
+        self._migrations = migrations
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self._open(fresh)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _open(self, fresh: bool) -> None:
+        self._work.unlink(missing_ok=True)
+        if self.path.exists() and not fresh:
+            shutil.copyfile(self.path, self._work)
+        try:
+            self.con = duckdb.connect(str(self._work))
+            ensure_current(self.con, str(self.path), self._migrations)
+        except duckdb.Error as exc:
+            self._discard()
+            raise StoreCorruptError(self.path, str(exc).splitlines()[0]) from exc
+        except Exception:
+            self._discard()
+            raise
+
+    def publish(self, keep_open: bool = False) -> None:
+        """Swap the working copy in atomically; with keep_open, continue writing on a new copy."""
+        assert self.con is not None, "writer is closed"
+        self.con.execute("CHECKPOINT")
+        self.con.close()
+        self.con = None
+        with open(self._work, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(self._work, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        log.info("published %s", self.path)
+        if keep_open:
+            self._open(fresh=False)
+        else:
+            self._release()
+
+    def abort(self) -> None:
+        """Throw the working copy away; the published store is untouched."""
+        self._discard()
+        self._release()
+
+    def _discard(self) -> None:
+        if self.con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self.con.close()
+            self.con = None
+        self._work.unlink(missing_ok=True)
+        Path(str(self._work) + ".wal").unlink(missing_ok=True)
+
+    def _release(self) -> None:
+        if not self._lock_file.closed:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.con is None:
+            self._release()
+        elif exc_type is None:
+            self.publish()
+        else:
+            self.abort()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        assert self.con is not None, "writer is closed"
+        self.con.begin()
+        try:
+            yield self.con
+        except BaseException:
+            self.con.rollback()
+            raise
+        self.con.commit()
+
+    # -- catalogue ------------------------------------------------------------------------
+    def upsert_models(self, models: Iterable[ModelRecord]) -> None:
+        rows = [
+            (m.model, m.family, m.display_name, m.paradigm, m.attention, m.pooling, m.vision_encoder,
+             m.vision_update, m.backbone, m.params, m.scale, m.description)
+            for m in models
+        ]
+        with self.transaction() as con:
+            _insert_many(con, "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def upsert_datasets(self, datasets: Iterable[DatasetRecord]) -> None:
+        rows = [
+            (d.dataset, d.benchmark, d.meta_task, d.query_modality, d.target_modality, d.in_domain,
+             d.n_train, d.n_eval, d.n_candidates, d.instruction, d.description)
+            for d in datasets
+        ]
+        with self.transaction() as con:
+            _insert_many(con, "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def add_items(self, items: Iterable[ItemRecord]) -> None:
+        """Items are content-addressed: an id already stored is kept as it is."""
+        items = list(items)
+        if not items:
+            return
+        table = pa.table({
+            "item_id": [i.item_id for i in items],
+            "modality": [i.modality for i in items],
+            "instruction": [i.instruction for i in items],
+            "text": [i.text for i in items],
+            "image_path": [i.image_path for i in items],
+            "thumbnail": pa.array([i.thumbnail for i in items], type=pa.binary()),
+        })
+        with self.transaction() as con:
+            con.register("new_items", table)
+            con.execute("INSERT OR IGNORE INTO items SELECT DISTINCT ON (item_id) * FROM new_items")
+            con.unregister("new_items")
+
+    def set_dataset_rows(self, dataset: str, rows: Sequence[DatasetRow]) -> None:
+        """Replace a dataset's eval rows (queries and candidate lists, gold first)."""
+        missing = self._missing_items({r.query_item for r in rows} | {c for r in rows for c in r.candidates})
+        if missing:
+            raise ValueError(f"{dataset}: {len(missing)} row items are not in `items`, e.g. {sorted(missing)[:3]}")
+        with self.transaction() as con:
+            con.execute("DELETE FROM dataset_rows WHERE dataset = ?", [dataset])
+            _insert_many(con, "INSERT INTO dataset_rows VALUES (?, ?, ?, ?)",
+                         [(dataset, r.row_idx, r.query_item, list(r.candidates)) for r in rows])
+
+    def _missing_items(self, ids: set[str]) -> set[str]:
+        if not ids:
+            return set()
+        assert self.con is not None
+        self.con.register("wanted", pa.table({"item_id": sorted(ids)}))
+        try:
+            found = {r[0] for r in self.con.execute(
+                "SELECT w.item_id FROM wanted w JOIN items USING (item_id)").fetchall()}
+        finally:
+            self.con.unregister("wanted")
+        return ids - found
+
+    # -- runs ----------------------------------------------------------------------------
+    def has_run(self, run_id: str | None = None, config_hash: str | None = None) -> bool:
+        assert self.con is not None
+        if run_id is not None:
+            row = self.con.execute("SELECT 1 FROM runs WHERE run_id = ? AND status = 'complete'", [run_id]).fetchone()
+        else:
+            row = self.con.execute(
+                "SELECT 1 FROM runs WHERE config_hash = ? AND status = 'complete'", [config_hash]).fetchone()
+        return row is not None
+
+    def add_run(self, run: RunRecord, replace: bool = False) -> str:
+        """Land a run whole: its row, scores, averages, ranks, training log and embeddings."""
+        assert self.con is not None, "writer is closed"
+        known_model = self.con.execute("SELECT 1 FROM models WHERE model = ?", [run.model]).fetchone()
+        if known_model is None:
+            raise ValueError(f"run {run.run_id}: model {run.model!r} is not in `models`; upsert_models first")
+        datasets = {s.dataset for s in run.scores} | {r.dataset for r in run.ranks}
+        if datasets:
+            known = {r[0] for r in self.con.execute("SELECT dataset FROM datasets").fetchall()}
+            unknown = sorted(datasets - known)
+            if unknown:
+                raise ValueError(f"run {run.run_id}: datasets not in `datasets`: {unknown}; upsert_datasets first")
+        if run.embedding_items:
+            missing = self._missing_items(set(run.embedding_items))
+            if missing:
+                raise ValueError(f"run {run.run_id}: {len(missing)} embedded items are not in `items`")
+        with self.transaction() as con:
+            exists = con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run.run_id]).fetchone()
+            if exists and not replace:
+                raise RunConflictError(f"run {run.run_id} is already stored; pass replace=True to overwrite it")
+            if exists:
+                self._delete_run(con, run.run_id)
+            self._insert_run(con, run)
+        return run.run_id
+
+    def _insert_run(self, con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
+        con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, run.source, run.model, run.label, run.variant, run.experiment, run.train_task,
+             run.stage, run.train_samples, json.dumps(run.config, default=str), run.config_hash,
+             run.code_version, run.checkpoint, run.started_at, run.finished_at,
+             json.dumps(run.timings, default=str), run.notes],
+        )
+        _insert_many(con, "INSERT INTO scores VALUES (?, ?, ?, ?, ?)",
+                     [(run.run_id, s.dataset, s.metric, float(s.value), s.n_queries) for s in run.scores])
+        _insert_many(con, "INSERT INTO reported_averages VALUES (?, ?, ?, ?, ?, ?)",
+                     [(run.run_id, a.meta_task, a.split, a.metric, a.value, a.where_printed) for a in run.reported])
+        if run.ranks:
+            con.register("new_ranks", pa.table({
+                "run_id": [run.run_id] * len(run.ranks),
+                "dataset": [r.dataset for r in run.ranks],
+                "row_idx": pa.array([r.row_idx for r in run.ranks], pa.int32()),
+                "gold_rank": pa.array([r.gold_rank for r in run.ranks], pa.int32()),
+                "top_item": [r.top_item for r in run.ranks],
+                "gold_score": pa.array([r.gold_score for r in run.ranks], pa.float64()),
+                "top_score": pa.array([r.top_score for r in run.ranks], pa.float64()),
+            }))
+            con.execute("INSERT INTO ranks SELECT * FROM new_ranks")
+            con.unregister("new_ranks")
+        _insert_many(con, "INSERT INTO train_log VALUES (?, ?, ?, ?, ?)",
+                     [(run.run_id, t.step, t.samples, t.loss, t.lr) for t in run.train_log])
+        if run.embeddings is not None and len(run.embedding_items):
+            emb = np.ascontiguousarray(run.embeddings, dtype=np.float32)
+            vecs = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), emb.shape[1]).cast(pa.list_(pa.float32()))
+            con.register("new_embeddings", pa.table({
+                "run_id": [run.run_id] * emb.shape[0],
+                "item_id": run.embedding_items,
+                "dim": pa.array([emb.shape[1]] * emb.shape[0], pa.int32()),
+                "vec": vecs,
+            }))
+            con.execute("INSERT INTO embeddings SELECT * FROM new_embeddings")
+            con.unregister("new_embeddings")
+
+    @staticmethod
+    def _delete_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+        for table in ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+
+    def delete_run(self, run_id: str) -> None:
+        with self.transaction() as con:
+            self._delete_run(con, run_id)
+
+    def delete_source(self, source: str) -> int:
+        """Remove every run of a source (e.g. re-importing the paper's numbers)."""
+        assert self.con is not None
+        ids = [r[0] for r in self.con.execute("SELECT run_id FROM runs WHERE source = ?", [source]).fetchall()]
+        with self.transaction() as con:
+            for run_id in ids:
+                self._delete_run(con, run_id)
+        return len(ids)
+
+    # -- analysis products ---------------------------------------------------------------
+    def set_projection(self, run_id: str, dataset: str, method: str, item_ids: Sequence[str],
+                       roles: Sequence[str], xy: np.ndarray) -> None:
+        """Replace a run's 2-D projection of one dataset with one method."""
+        if xy.shape != (len(item_ids), 2) or len(roles) != len(item_ids):
+            raise ValueError(f"projection needs (N, 2) points and N roles; got {xy.shape} for {len(item_ids)} items")
+        bad_roles = set(roles) - set(ROLES)
+        if bad_roles:
+            raise ValueError(f"roles must be in {ROLES}, got {sorted(bad_roles)}")
+        if not np.isfinite(xy).all():
+            raise ValueError("projection has NaN or inf coordinates")
+        with self.transaction() as con:
+            con.execute("DELETE FROM projections WHERE run_id = ? AND dataset = ? AND method = ?",
+                        [run_id, dataset, method])
+            con.register("new_points", pa.table({
+                "run_id": [run_id] * len(item_ids), "dataset": [dataset] * len(item_ids),
+                "method": [method] * len(item_ids), "item_id": list(item_ids), "role": list(roles),
+                "x": xy[:, 0].astype(np.float64), "y": xy[:, 1].astype(np.float64),
+            }))
+            con.execute("INSERT INTO projections SELECT * FROM new_points")
+            con.unregister("new_points")
+
+    def set_alignment(self, run_id: str, dataset: str, metrics: dict[str, float]) -> None:
+        if not all(np.isfinite(v) for v in metrics.values()):
+            raise ValueError(f"alignment metrics for {run_id}/{dataset} contain NaN or inf: {metrics}")
+        with self.transaction() as con:
+            con.execute("DELETE FROM alignment WHERE run_id = ? AND dataset = ?", [run_id, dataset])
+            _insert_many(con, "INSERT INTO alignment VALUES (?, ?, ?, ?)",
+                         [(run_id, dataset, k, float(v)) for k, v in metrics.items()])
+
+    def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        """For storage's own modules (e.g. paper import checks); not a public SQL door."""
+        assert self.con is not None
+        return self.con.execute(sql, params or []).fetchall()

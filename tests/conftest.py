@@ -1,0 +1,25 @@
+"""Shared fixtures: every test gets its own VLMEMBED_HOME, so nothing touches ~/.cache."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("vlmembed_home")
+    monkeypatch.setenv("VLMEMBED_HOME", str(home))
+    monkeypatch.delenv("VLMEMBED_STORE", raising=False)
+    return home
+
+
+@pytest.fixture
+def paper_store(tmp_path):
+    """A store holding the paper's numbers."""
+    from storage import StoreWriter
+    from storage.paper import import_paper
+
+    path = tmp_path / "paper.duckdb"
+    with StoreWriter(path) as writer:
+        import_paper(writer)
+    return path

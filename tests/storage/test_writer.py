@@ -1,0 +1,170 @@
+"""A run lands whole or not at all; the published file only ever changes by atomic swap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import numpy as np
+import pytest
+
+from storage import RunConflictError, StoreBusyError, StoreReader, StoreWriter
+from tests.storage.helpers import seed_catalogue, toy_run
+
+
+def _count(path, table: str) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_run_lands_with_scores_and_embeddings(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+        w.add_run(toy_run("r1", ids))
+    reader = StoreReader(path)
+    got_ids, vecs = reader.embeddings("r1")
+    assert got_ids == sorted(ids)
+    assert vecs.shape == (6, 4)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-6)
+    scores = reader.scores()
+    assert scores[["run_id", "dataset", "value"]].values.tolist() == [["r1", "toy", 50.0]]
+    assert set(reader.frame("SELECT role FROM v_embeddings WHERE run_id = 'r1'")["role"]) == {"query", "target"}
+
+
+def test_exception_half_way_leaves_no_trace(tmp_path, monkeypatch):
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+    writer = StoreWriter(path)
+    real_insert = StoreWriter._insert_run
+
+    def insert_then_fail(self, con, run):
+        real_insert(self, con, run)  # every row of the run is written ...
+        raise RuntimeError("disk full")  # ... and then the transaction fails
+
+    monkeypatch.setattr(StoreWriter, "_insert_run", insert_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        writer.add_run(toy_run("r1", ids))
+    monkeypatch.setattr(StoreWriter, "_insert_run", real_insert)
+    for table in ("runs", "scores", "embeddings"):
+        assert writer.execute(f"SELECT count(*) FROM {table}")[0][0] == 0, table
+    writer.add_run(toy_run("r2", ids))  # the writer is still usable
+    writer.publish()
+    assert _count(path, "runs") == 1
+
+
+def test_exception_inside_context_discards_everything(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+    with pytest.raises(ValueError, match="boom"), StoreWriter(path) as w:
+        w.add_run(toy_run("r1", ids))
+        raise ValueError("boom")
+    assert _count(path, "runs") == 0
+    assert not list(tmp_path.glob(".s.duckdb.writing-*"))
+
+
+def test_killed_writer_leaves_published_file_untouched(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+        w.add_run(toy_run("before", ids))
+    before = path.read_bytes()
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(__import__('pathlib').Path.cwd())!r})
+        from storage import StoreWriter
+        from tests.storage.helpers import toy_run
+        w = StoreWriter({str(path)!r})
+        w.add_run(toy_run("during", {ids!r}))
+        os._exit(9)  # killed before publish
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    assert path.read_bytes() == before
+    assert list(tmp_path.glob(".s.duckdb.writing-*")), "the dead writer's copy is still there"
+    with StoreWriter(path) as w:  # the next writer cleans up after it
+        assert not w.has_run("during") and w.has_run("before")
+    assert not list(tmp_path.glob(".s.duckdb.writing-*"))
+
+
+def test_one_writer_at_a_time(tmp_path):
+    path = tmp_path / "s.duckdb"
+    first = StoreWriter(path)
+    with pytest.raises(StoreBusyError, match="one writer at a time"):
+        StoreWriter(path)
+    first.abort()
+    StoreWriter(path).abort()  # free again
+
+
+def test_duplicate_run_is_refused_unless_replaced(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+        w.add_run(toy_run("r1", ids, value=10.0))
+        with pytest.raises(RunConflictError, match="already stored"):
+            w.add_run(toy_run("r1", ids))
+        w.add_run(toy_run("r1", ids, value=20.0), replace=True)
+    assert StoreReader(path).scores()["value"].tolist() == [20.0]
+
+
+def test_run_refers_to_unknown_model_or_dataset(tmp_path):
+    with StoreWriter(tmp_path / "s.duckdb") as w:
+        ids = seed_catalogue(w)
+        run = toy_run("r1", ids)
+        run.model = "nobody"
+        with pytest.raises(ValueError, match="not in `models`"):
+            w.add_run(run)
+
+
+@pytest.mark.parametrize("bad", ["nan_embedding", "wrong_shape", "nan_score"])
+def test_malformed_run_records_are_rejected_before_writing(bad):
+    ids = ["a", "b"]
+    with pytest.raises(ValueError):
+        if bad == "nan_embedding":
+            run = toy_run("r", ids)
+            run.embeddings[0, 0] = np.nan
+            run.__post_init__()
+        elif bad == "wrong_shape":
+            run = toy_run("r", ids)
+            run.embeddings = run.embeddings[:1]
+            run.__post_init__()
+        else:
+            from storage import ScoreRecord
+
+            ScoreRecord("toy", "precision@1", float("inf"))
+
+
+def test_publish_keep_open_continues_on_a_new_copy(tmp_path):
+    path = tmp_path / "s.duckdb"
+    w = StoreWriter(path)
+    ids = seed_catalogue(w)
+    w.add_run(toy_run("r1", ids))
+    w.publish(keep_open=True)
+    assert _count(path, "runs") == 1
+    w.add_run(toy_run("r2", ids))
+    assert _count(path, "runs") == 1  # not yet published
+    w.publish()
+    assert _count(path, "runs") == 2
+
+
+def test_projection_and_alignment_round_trip(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+        w.add_run(toy_run("r1", ids))
+        xy = np.arange(12, dtype=float).reshape(6, 2)
+        w.set_projection("r1", "toy", "pca", ids, ["query"] * 3 + ["target"] * 3, xy)
+        w.set_alignment("r1", "toy", {"modality_gap": 0.5})
+        with pytest.raises(ValueError, match="NaN"):
+            w.set_projection("r1", "toy", "pca", ids, ["query"] * 6, xy * np.nan)
+    reader = StoreReader(path)
+    proj = reader.projection("r1", "toy", "pca")
+    assert len(proj) == 6 and set(proj["role"]) == {"query", "target"}
+    assert reader.alignment(["r1"])["value"].tolist() == [0.5]
