@@ -1,0 +1,50 @@
+"""Ranking metrics over each query's own candidate list (gold candidate first, as in MMEB).
+
+The gold's rank is 1 + the number of candidates scored strictly higher, so a tie goes to
+the gold, exactly as MMEB's `argmax == 0` check does. Metrics are in percent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def gold_rank(scores: np.ndarray) -> int:
+    """1-based rank of candidate 0 among `scores` (C,)."""
+    return int(1 + np.count_nonzero(scores[1:] > scores[0]))
+
+
+def gold_ranks(score_rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Ranks for many rows; rows may have different candidate counts."""
+    return np.array([gold_rank(np.asarray(s)) for s in score_rows], dtype=np.int64)
+
+
+def precision_at_1(ranks: np.ndarray) -> float:
+    return float(np.mean(ranks == 1) * 100.0)
+
+
+def recall_at_k(ranks: np.ndarray, k: int) -> float:
+    return float(np.mean(ranks <= k) * 100.0)
+
+
+def mrr(ranks: np.ndarray) -> float:
+    return float(np.mean(1.0 / ranks) * 100.0)
+
+
+def ndcg_at_k(ranks: np.ndarray, k: int) -> float:
+    """One relevant item per query, so the ideal DCG is 1."""
+    gains = np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
+    return float(np.mean(gains) * 100.0)
+
+
+def all_metrics(ranks: np.ndarray) -> dict[str, float]:
+    if len(ranks) == 0:
+        raise ValueError("no queries to score")
+    return {
+        "precision@1": precision_at_1(ranks),
+        "recall@5": recall_at_k(ranks, 5),
+        "mrr": mrr(ranks),
+        "ndcg@5": ndcg_at_k(ranks, 5),
+    }
