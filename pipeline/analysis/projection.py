@@ -1,0 +1,65 @@
+"""2-D projections of embeddings (PCA, t-SNE, UMAP), computed in the pipeline, never in a
+request handler. Queries and targets are projected together so pairs share one map."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Method = Literal["umap", "tsne", "pca"]
+METHODS: tuple[Method, ...] = ("umap", "tsne", "pca")
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    centred = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ vt[:2].T
+    # Fix the SVD's sign ambiguity so the same data always gives the same picture.
+    signs = np.sign(xy[np.argmax(np.abs(xy), axis=0), [0, 1]])
+    return xy * np.where(signs == 0, 1, signs)
+
+
+def project(x: np.ndarray, method: Method = "umap", seed: int = 0) -> np.ndarray:
+    """(N, D) -> (N, 2) float64, deterministic for a given seed."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2 or len(x) < 3:
+        raise ValueError(f"need at least 3 embeddings of shape (N, D) to project, got {x.shape}")
+    if method == "pca":
+        return pca_2d(x.astype(np.float64))
+    if method == "tsne":
+        from openTSNE import TSNE
+
+        perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
+        embedding = TSNE(perplexity=perplexity, metric="cosine", random_state=seed, n_jobs=1,
+                         initialization="pca", verbose=False).fit(x)
+        return np.asarray(embedding, dtype=np.float64)
+    if method == "umap":
+        import umap
+
+        neighbours = int(min(15, len(x) - 1))
+        reducer = umap.UMAP(n_neighbors=neighbours, min_dist=0.1, metric="cosine", random_state=seed,
+                            n_jobs=1, init="spectral" if len(x) > neighbours + 1 else "random")
+        return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+    raise ValueError(f"unknown projection method {method!r}; use one of {METHODS}")
+
+
+def place(query: np.ndarray, reference: np.ndarray, reference_xy: np.ndarray, k: int = 10) -> np.ndarray:
+    """Where a new embedding lands on an existing map: the similarity-weighted mean of its k
+    nearest reference points' positions (UMAP's own initialisation for `transform`).
+
+    (D,) or (M, D) query -> (2,) or (M, 2).
+    """
+    single = query.ndim == 1
+    q = np.atleast_2d(query).astype(np.float64)
+    ref = reference.astype(np.float64)
+    sims = q @ ref.T  # unit vectors: cosine
+    k = min(k, len(ref))
+    nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    weights = np.exp(np.take_along_axis(sims, nearest, axis=1) * 10.0)
+    weights /= weights.sum(axis=1, keepdims=True)
+    xy = np.einsum("mk,mkd->md", weights, reference_xy[nearest])
+    return xy[0] if single else xy
