@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -85,9 +86,10 @@ def transformers_names(model: torch.nn.Module, keys: list[str], key_mapping: dic
 
 
 def check_published_keys(cls: Any) -> None:
-    """The published tensor list maps one-to-one, with shapes, onto our real-size model,
-    and transformers' own conversion of those names agrees with the family's key map."""
+    """The published tensor list sums to the published size, maps one-to-one with shapes onto
+    our real-size model, and transformers' own conversion of its names agrees with our key map."""
     published = published_tensors(cls.spec.name)
+    assert sum(math.prod(shape) for shape in published.values()) == cls.spec.published_params
     with torch.device("meta"):
         encoder = cls.build("real")
     ours = {k: tuple(v.shape) for k, v in encoder.vlm.state_dict().items()}

@@ -18,7 +18,7 @@ from pipeline.models.families.llava_next import LlavaNextEncoder
 from pipeline.models.registry import get_family
 
 # llava-hf/llava-v1.6-mistral-7b-hf config.json as transformers 5.23 LlavaNextForConditionalGeneration
-# on the meta device (/work/shared/reference/models.md; the hub card lists 7.57B params).
+# on the meta device (/work/shared/reference/models.md); tests/data/keys/llava_next.json's shapes sum to it too.
 PUBLISHED_PARAMS = 7_566_747_648
 
 

@@ -17,7 +17,7 @@ from pipeline.models.families.qwen2_5_vl import Qwen25VLEncoder
 from pipeline.models.registry import get_family
 
 # Qwen/Qwen2.5-VL-7B-Instruct config.json as transformers 5.23 Qwen2_5_VLForConditionalGeneration on the
-# meta device (/work/shared/reference/models.md; the hub card lists 8.29B params).
+# meta device (/work/shared/reference/models.md); tests/data/keys/qwen2_5_vl.json's shapes sum to it too.
 PUBLISHED_PARAMS = 8_292_166_656
 
 

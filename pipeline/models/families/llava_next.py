@@ -130,8 +130,8 @@ class LlavaNextEncoder(TransformersVLM):
         published_params=7_566_747_648,
         params_source=(
             "llava-hf/llava-v1.6-mistral-7b-hf config.json built as transformers 5.23 "
-            "LlavaNextForConditionalGeneration on the meta device (/work/shared/reference/models.md; "
-            "the hub lists 7.57B params)"
+            "LlavaNextForConditionalGeneration on the meta device (/work/shared/reference/models.md); "
+            "the published tensor shapes sum to the same"
         ),
         max_length=4096,
         prompt_template="{image}\n{instruction} {text}",

@@ -42,7 +42,7 @@ class Qwen25VLEncoder(TransformersVLM):
         published_params=8_292_166_656,
         params_source=(
             "Qwen/Qwen2.5-VL-7B-Instruct config.json built as transformers 5.23 Qwen2_5_VLForConditionalGeneration "
-            "on the meta device (/work/shared/reference/models.md; the hub card lists 8.29B params)"
+            "on the meta device (/work/shared/reference/models.md); the published tensor shapes sum to the same"
         ),
         max_length=8192,
         prompt_template="{image}\n{instruction} {text}",
