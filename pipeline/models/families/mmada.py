@@ -192,7 +192,7 @@ class MMaDAEncoder(VLMEncoder):
         tokenizer = AutoTokenizer.from_pretrained(str(root))
         vq_dir = resolve_vq_dir(root, vq_model_path)
         config = MMaDAConfig.from_published(json.loads(config_path.read_text()), tokenizer, read_magvit_config(vq_dir))
-        log.info("MMaDA: image ids start at %d (len of the checkpoint's tokenizer); MAGVIT-v2 from %s",
+        log.info("MMaDA: image ids start at %d; MAGVIT-v2 from %s",
                  config.image_token_offset, vq_dir)
         with torch.device("meta"):  # no 8B random init; the weights are assigned below
             model = cls(config, tokenizer, options, attn_implementation=_attn_implementation(device, dtype))
