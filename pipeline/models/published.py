@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,21 +87,24 @@ def load_tokenizer(directory: Path):
     `<|mask|>` added); when the automatic class cannot be used we read the same files with
     transformers' own Qwen2 tokenizer.
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, Qwen2Tokenizer
 
+    has_files = (directory / "tokenizer.json").is_file() or (
+        (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file()
+    )
+    if not has_files:
+        raise FileNotFoundError(
+            f"no tokenizer in {directory} (tokenizer.json, or vocab.json + merges.txt); "
+            "copy the tokenizer files of the published checkpoint next to the weights"
+        )
     try:
-        return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+        with warnings.catch_warnings():
+            # AutoTokenizer peeks at config.json, whose published layout still has `rope_scaling`.
+            warnings.filterwarnings("ignore", message=".*rope_scaling.*", category=FutureWarning)
+            return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
     except (OSError, ValueError, KeyError, AttributeError) as exc:
         log.info("AutoTokenizer could not read %s (%s); trying Qwen2Tokenizer", directory, exc)
-    from transformers import Qwen2Tokenizer
-
-    try:
-        return Qwen2Tokenizer.from_pretrained(str(directory))
-    except (OSError, ValueError) as exc:
-        raise FileNotFoundError(
-            f"no usable tokenizer in {directory} (tokenizer.json or vocab.json + merges.txt); "
-            "copy the tokenizer files of the published checkpoint next to the weights"
-        ) from exc
+    return Qwen2Tokenizer.from_pretrained(str(directory))
 
 
 def token_id(tokenizer, token: str) -> int | None:

@@ -6,6 +6,7 @@ key list, and adds its family's own tests.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -72,9 +73,14 @@ class DreamVLMCases:
     family: type
     key_list: str
 
-    @pytest.fixture()
-    def encoder(self):
+    @pytest.fixture(scope="class")
+    def pristine(self):
         return self.family.build("tiny", seed=0).float()
+
+    @pytest.fixture()
+    def encoder(self, pristine):
+        """A fresh copy per test: tests switch attention, padding side or add LoRA."""
+        return copy.deepcopy(pristine)
 
     @pytest.fixture(scope="class")
     def real_meta(self):
@@ -277,3 +283,7 @@ class DreamVLMCases:
         assert logits.shape == (2, 5, encoder.config.text.vocab_size)
         torch.testing.assert_close(logits[:, 1:], raw[:, :-1])
         torch.testing.assert_close(logits[:, 0], raw[:, 0])
+
+    def test_docs_carry_the_current_key_map(self):
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "models-diffusion.md").read_text()
+        assert self.family.key_map.markdown() in doc, "regenerate the key-map table in docs/models-diffusion.md"
