@@ -34,6 +34,10 @@ class TestLaViDa(DreamVLMCases):
         cfg["image_grid_pinpoints"] = str(REAL_PINPOINTS)
         assert LaViDaConfig.from_published(cfg).grid_pinpoints == tuple(REAL_PINPOINTS)
 
+    def test_a_local_siglip_path_is_the_so400m_tower(self, real_meta):
+        cfg = {**real_meta.published_config(), "mm_vision_tower": "/path/to/google/siglip-so400m-patch14-384"}
+        assert LaViDaConfig.from_published(cfg).vision.num_hidden_layers == 26
+
     def test_other_projectors_and_towers_are_refused(self, real_meta):
         cfg = real_meta.published_config()
         with pytest.raises(NotImplementedError, match="mm_projector_type"):

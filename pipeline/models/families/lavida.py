@@ -153,15 +153,16 @@ class LaViDaConfig:
         name = cfg.get("mm_vision_tower", SO400M)
         if "vision_config" in cfg:
             vision = SiglipVisionConfig(**cfg["vision_config"], vision_use_head=False)
-        elif "siglip-so400m-patch14-384" in name:
+        elif "siglip" in name.lower():  # LaViDa's builder: any SigLIP name gets the so400m shape
             vision = _so400m_kept()
         else:
-            raise NotImplementedError(f"vision tower {name!r}: only {SO400M} is known")
+            raise NotImplementedError(f"vision tower {name!r}: only SigLIP ({SO400M}) is implemented")
         if cfg.get("mm_hidden_size", vision.hidden_size) != vision.hidden_size:
             raise ValueError(f"mm_hidden_size {cfg['mm_hidden_size']} does not match the tower's {vision.hidden_size}")
         return cls(text=text, vision=vision, grid_pinpoints=_parse_pinpoints(cfg["image_grid_pinpoints"]),
                    vision_tower_name=name, pool_mode=cfg.get("mm_spatial_pool_mode", "bilinear"),
-                   pool_stride=cfg.get("mm_spatial_pool_stride") or 2,
+                   # get_2dPool is called without a stride for images, so it is always 2 there
+                   pool_stride=2,
                    mask_token_id=cfg.get("mask_token_id", 151666), pad_token_id=cfg.get("pad_token_id", 151643))
 
 
