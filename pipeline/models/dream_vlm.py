@@ -1,0 +1,190 @@
+"""What LaViDa and Dream-VL share: a vision encoder feeding Dream-7B, run bidirectionally.
+
+Dream-7B has the Qwen2.5-7B shape, so both families run it as a transformers Qwen2-style
+decoder and hand it prepared attention masks (see lm_attention.py). This base class owns the
+language-model side of the forward pass (embed, splice image features in at the image
+positions, attend, final norm), the Dream logit shift, the attention switch and the
+checkpoint round trip; a family adds its vision encoder, image preprocessing, config and
+key map.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar, get_args
+
+import torch
+from torch import nn
+
+from pipeline.models.base import (
+    KIND_IMAGE,
+    Attention,
+    Batch,
+    EncoderOptions,
+    Example,
+    Size,
+    VLMEncoder,
+    position_ids_from_mask,
+    prompt_segments,
+)
+from pipeline.models.checkpoint import KeyMap, resolve_local
+from pipeline.models.lm_attention import check_supported, decoder_masks, pick_implementation, set_causal
+from pipeline.models.prompting import pad_sequences, tokenize_segments
+from pipeline.models.published import (
+    check_dtype,
+    empty_parameters,
+    load_tokenizer,
+    load_weights,
+    save_weights,
+    write_config,
+)
+from pipeline.models.vision_parts import MLPProjector
+
+log = logging.getLogger(__name__)
+
+# Dream's decoder projections: what LoRA adapts (never lm_head, never the vision side by default).
+DREAM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DREAM_LOGIT_NOTE = "Dream logits are shifted by one (position i-1 scores token i); output_logits undoes it."
+
+
+class DreamVLMEncoder(VLMEncoder):
+    """Base of the Dream-backed families. It builds the projector and `lm_head`; subclasses
+    build their vision tower and `language_model` (a transformers decoder with
+    `embed_tokens`, `layers`, `norm`) in `__init__`, then call `apply_attention`."""
+
+    key_map: ClassVar[KeyMap]
+    language_model: nn.Module
+    lm_head: nn.Linear
+
+    def __init__(self, config: Any, tokenizer: Any, options: EncoderOptions | None, implementation: str) -> None:
+        super().__init__(options)
+        self.config = config
+        self.tokenizer = tokenizer
+        self.implementation = implementation
+        self.padding_side = self.spec.padding_side
+        self.mask_token_id = config.mask_token_id
+        self.pad_token_id = config.pad_token_id
+        # transformers modules read the attention kernel from their config when they are built.
+        config.text._attn_implementation = implementation
+        config.vision._attn_implementation = implementation
+        # Both families connect vision to Dream with a 2-layer GELU MLP and keep Dream's untied head.
+        self.projector = MLPProjector(config.vision.hidden_size, config.text.hidden_size)
+        self.lm_head = nn.Linear(config.text.hidden_size, config.text.vocab_size, bias=False)
+
+    # -- what a family adds ------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def preset(cls, size: Size) -> tuple[Any, Any]:
+        """(config, tokenizer) of the real or tiny configuration."""
+
+    @classmethod
+    @abstractmethod
+    def config_from_published(cls, directory: Path, tokenizer: Any) -> Any:
+        """Our config from a checkpoint directory's published config files."""
+
+    @abstractmethod
+    def published_config(self) -> dict[str, Any]:
+        """config.json in the published layout."""
+
+    @abstractmethod
+    def image_features(self, batch: Batch) -> torch.Tensor:
+        """Projected features of every image token in the batch, in reading order, (N, D)."""
+
+    def save_extras(self, directory: Path) -> None:
+        """Files besides weights, config and tokenizer (e.g. an image-processor config)."""
+
+    # -- text side of collate ----------------------------------------------------------
+    def text_batch(self, examples: Sequence[Example], image_tokens: Sequence[int]) -> Batch:
+        """Token ids, mask and kinds; each image becomes `image_tokens[i]` placeholder ids."""
+        if not examples:
+            raise ValueError("collate needs at least one example")
+        rows, kinds = [], []
+        for example, count in zip(examples, image_tokens, strict=True):
+            segments = prompt_segments(example, self.spec.prompt_template)
+            ids, kind = tokenize_segments(
+                self.tokenizer,
+                segments,
+                image_ids=lambda _i, n=count: [self.config.image_placeholder_id] * n,
+                max_length=self.options.max_length,
+                on_overflow=self.options.on_overflow,
+            )
+            rows.append(ids)
+            kinds.append(kind)
+        return pad_sequences(rows, kinds, pad_id=self.pad_token_id, side=self.padding_side)
+
+    # -- forward -----------------------------------------------------------------------
+    def hidden_states(self, batch: Batch) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        is_image = batch["token_kinds"] == KIND_IMAGE  # (B, L)
+        # Image positions hold a placeholder (LaViDa's is -200, not a vocabulary id).
+        ids = torch.where(is_image, torch.full_like(batch["input_ids"], self.pad_token_id), batch["input_ids"])
+        embeds = self.language_model.embed_tokens(ids)  # (B, L, D)
+        if bool(is_image.any()):
+            features = self.image_features(batch)  # (N, D)
+            wanted = int(is_image.sum())
+            if features.shape[0] != wanted:
+                raise ValueError(f"{features.shape[0]} image features for {wanted} image positions; "
+                                 "the batch was not made by this encoder's collate")
+            embeds = embeds.masked_scatter(is_image.unsqueeze(-1), features.to(embeds.dtype))
+        masks = decoder_masks(mask, self.options.attention, self.implementation, embeds.dtype,
+                              self.language_model.config.layer_types, self.options.block_size)
+        out = self.language_model(inputs_embeds=embeds, attention_mask=masks,
+                                  position_ids=position_ids_from_mask(mask), use_cache=False)
+        return out.last_hidden_state  # (B, L, D), after the final norm
+
+    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L, V), row i scoring token i.
+
+        Dream was adapted from an autoregressive model and kept its shift: the state at
+        position i-1 predicts token i (Dream's and LaViDa's samplers shift logits right by
+        one). We undo the shift here so every diffusion family's logits line up with its
+        tokens; position 0 keeps its own row, as in Dream's sampler.
+        """
+        logits = self.lm_head(hidden)
+        return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+    def apply_attention(self, attention: Attention) -> None:
+        if attention not in get_args(Attention):
+            raise ValueError(f"attention must be one of {get_args(Attention)}, got {attention!r}")
+        check_supported(attention, self.implementation)
+        set_causal(self.language_model, attention == "causal")
+        self.options = replace(self.options, attention=attention)
+
+    # -- construction and checkpoints --------------------------------------------------
+    @classmethod
+    def build(cls, size: Size = "tiny", options: EncoderOptions | None = None, seed: int = 0) -> VLMEncoder:
+        if size not in get_args(Size):
+            raise ValueError(f"size must be one of {get_args(Size)}, got {size!r}")
+        torch.manual_seed(seed)
+        config, tokenizer = cls.preset(size)
+        return cls(config, tokenizer, options, "sdpa").eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str,
+        dtype: torch.dtype = torch.bfloat16,
+        device: str | torch.device | None = None,
+        options: EncoderOptions | None = None,
+    ) -> VLMEncoder:
+        check_dtype(dtype)
+        directory = resolve_local(path_or_id)
+        tokenizer = load_tokenizer(directory)
+        config = cls.config_from_published(directory, tokenizer)
+        implementation = pick_implementation(device, dtype)
+        with empty_parameters():
+            model = cls(config, tokenizer, options, implementation)
+        load_weights(model, directory, cls.key_map, dtype)
+        log.info("%s loaded from %s (%s, %s)", cls.spec.name, directory, dtype, implementation)
+        return model.to(device or "cpu").eval()
+
+    def save_original(self, directory: str) -> None:
+        target = Path(directory)
+        save_weights(self, target, self.key_map)
+        write_config(target, self.published_config())
+        self.tokenizer.save_pretrained(str(target))
+        self.save_extras(target)
