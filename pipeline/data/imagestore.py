@@ -135,7 +135,8 @@ class ImageStore:
         try:
             return open_image(self.read_bytes(key))
         except ImageError as exc:
-            raise ImageError(f"{key}: {exc}") from exc
+            reason = str(exc).removeprefix("upload: ")  # open_image names raw bytes "upload"
+            raise ImageError(f"{key}: {reason}") from exc
 
     def _zip(self, path: Path) -> zipfile.ZipFile:
         # A forked data-loader worker must not share the parent's file offsets.

@@ -13,7 +13,7 @@ def image_problem(message: str) -> str:
     text = message.lower()
     if "no such image" in text:
         return "missing image"
-    if "empty" in text or "0 bytes" in text:
+    if "is empty" in text:  # open_image: "the file is empty (0 bytes)" / "the image is empty"
         return "empty image"
     return "corrupt image"
 

@@ -13,7 +13,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +47,7 @@ class BuildConfig:
     only: tuple[str, ...] | None = None  # build just these datasets
     source_paths: dict[str, tuple[str, ...]] | None = None  # override where sources live
     progress: bool = True
+    plan: SizePlan | None = None  # explicit sizes instead of `size`'s (tests, quick experiments)
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -55,6 +56,8 @@ class BuildConfig:
             raise ValueError(f"image_size must be within 16..256 px, got {self.image_size}")
         if self.seed < 0:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
+        if self.plan is not None and min(self.plan.n_train, self.plan.n_eval, self.plan.n_captions) < 1:
+            raise ValueError(f"every size in the plan must be positive, got {self.plan}")
         object.__setattr__(self, "out", Path(self.out))
 
 
@@ -111,7 +114,7 @@ def build_benchmark(config: BuildConfig) -> BuildResult:
     sources = src.with_paths(config.source_paths)
     resources = Resources(sources, config.seed, config.image_size)
     missing = {k: p for k, p in resources.problems.items() if p}
-    plan = SIZES[config.size]
+    plan = config.plan or SIZES[config.size]
     staging = config.out.with_name(config.out.name + ".partial")
     if staging.exists():
         shutil.rmtree(staging)
@@ -180,7 +183,8 @@ def _manifest(config: BuildConfig, sources: dict[str, src.Source], missing: dict
         "builder": "vlmembed build-bench",
         "version": 1,
         "seed": config.seed,
-        "size": config.size,
+        "size": config.size if config.plan is None else "custom",
+        "plan": asdict(config.plan or SIZES[config.size]),
         "image_size": config.image_size,
         "sources": {k: {"description": s.description, "files": list(s.files), "debian": s.debian, "pip": s.pip,
                         "licence": s.licence, "available": k not in missing, "problem": missing.get(k)}

@@ -89,7 +89,7 @@ class Resources:
 
     @cached_property
     def digits(self) -> tuple[np.ndarray, np.ndarray]:
-        return src.load_digits()
+        return src.load_digits(self.sources["sklearn_digits"].files[0])
 
     @cached_property
     def digit_split(self) -> tuple[list[int], list[int]]:

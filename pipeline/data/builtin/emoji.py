@@ -82,25 +82,32 @@ class GlyphCache:
     def __init__(self, font_path: str, side: int = 64) -> None:
         self.font = ImageFont.truetype(font_path, NOTO_SIZE)
         self.side = side
-        self._cache: dict[str, Image.Image | None] = {}
+        self._cache: dict[str, Image.Image] = {}
 
-    def glyph(self, chars: str) -> Image.Image | None:
-        """The glyph, or None when the font has no single glyph for it (the text would be
-        drawn as several pieces or as a missing-glyph box)."""
-        if chars in self._cache:
-            return self._cache[chars]
-        canvas = Image.new("RGBA", (NOTO_SIZE * 3, NOTO_SIZE + 40), (0, 0, 0, 0))
+    def single_glyph(self, chars: str) -> bool:
+        """Whether the font lays the sequence out as one glyph (without text shaping, or with
+        an older font, a ZWJ sequence comes out as several side by side)."""
+        box = self.font.getbbox(chars)
+        return 0 < box[2] - box[0] <= NOTO_SIZE * 1.35
+
+    def glyph(self, chars: str) -> Image.Image:
+        """The glyph as RGBA, rendered on first use."""
+        cached = self._cache.get(chars)
+        if cached is not None:
+            return cached
+        canvas = Image.new("RGBA", (NOTO_SIZE * 2, NOTO_SIZE + 40), (0, 0, 0, 0))
         ImageDraw.Draw(canvas).text((4, 4), chars, font=self.font, embedded_color=True)
         box = canvas.getbbox()
-        glyph = None
-        if box is not None and (box[2] - box[0]) <= NOTO_SIZE * 1.35:
-            glyph = canvas.crop(box)
-            glyph.thumbnail((self.side, self.side), Image.Resampling.LANCZOS)
+        if box is None:
+            raise ValueError(f"the emoji font drew nothing for {chars!r}; install a fonts-noto-color-emoji that "
+                             "matches unicode-data's emoji-test.txt")
+        glyph = canvas.crop(box)
+        glyph.thumbnail((self.side, self.side), Image.Resampling.LANCZOS)
         self._cache[chars] = glyph
         return glyph
 
     def usable(self, emoji: list[Emoji]) -> list[Emoji]:
-        kept = [e for e in emoji if self.glyph(e.chars) is not None]
+        kept = [e for e in emoji if self.single_glyph(e.chars)]
         if len(kept) < len(emoji):
-            log.info("%d of %d emoji have no single glyph in this font and are left out", len(emoji) - len(kept), len(emoji))
+            log.info("%d of %d emoji are not a single glyph in this font and are left out", len(emoji) - len(kept), len(emoji))
         return kept

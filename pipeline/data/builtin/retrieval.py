@@ -219,10 +219,10 @@ def _scene_retrieval(ctx: BuildContext, text_to_image: bool) -> Built:
         query = mk(instruction, scene.describe()) if text_to_image else mk(instruction, image=ctx.save(render(scene), TRAIN_DIR))
         built.train.append(train_row(query, as_side(scene, None, TRAIN_DIR), as_side(neg, None, TRAIN_DIR)))
     rng, taken, memo = ctx.rng("eval"), set(), Memo(ctx, TEST_DIR)
-    golds = _distinct_scenes(rng, ctx.n_eval, taken)
+    golds = _distinct_scenes(rng, max(ctx.n_eval, k), taken)  # extra golds only fill candidate lists
     hard = {g: [_fresh_variant(g, rng, taken) for _ in range(2)] for g in golds}
     pool = golds + [v for vs in hard.values() for v in vs]
-    for g in golds:
+    for g in golds[: ctx.n_eval]:
         others = pick(pool, k - 1, rng, exclude=lambda s, g=g: s == g, first=hard[g])
         query = mk(instruction, g.describe()) if text_to_image else mk(instruction, image=memo.path(g, lambda g=g: render(g)))
         built.eval.append(eval_row(query, [as_side(s, memo, TEST_DIR) for s in [g, *others]]))
@@ -296,8 +296,9 @@ def scene_edit(ctx: BuildContext) -> Built:
         built.train.append(train_row(mk(SCENE_EDIT, text, ref_path), _image(ctx.save(render(target), TRAIN_DIR)),
                                      _image(ref_path)))
     rng, taken, memo = ctx.rng("eval"), set(), Memo(ctx, TEST_DIR)
-    queries = []
-    for ref in _distinct_scenes(rng, ctx.n_eval, taken, 1, 4):
+    queries: list[tuple[Scene, str, Scene, list[Scene]]] = []
+    while len(queries) < max(ctx.n_eval, k):  # queries past n_eval only fill candidate lists
+        ref = _distinct_scenes(rng, 1, taken, 1, 4)[0]
         text, target = edit_scene(ref, rng)
         if target.key() in taken:
             continue  # another query's scene: the gold would be ambiguous; this ref is simply dropped
@@ -310,7 +311,7 @@ def scene_edit(ctx: BuildContext) -> Built:
                 hard.append(other)
         queries.append((ref, text, target, hard))
     pool = [t for _, _, t, _ in queries] + [h for *_, hs in queries for h in hs[1:]]
-    for ref, text, target, hard in queries:
+    for ref, text, target, hard in queries[: ctx.n_eval]:
         others = pick(pool, k - 1, rng, exclude=lambda s, t=target: s == t, first=hard)
         query = mk(SCENE_EDIT, text, memo.path(ref, lambda r=ref: render(r)))
         built.eval.append(eval_row(query, [_image(memo.path(s, lambda s=s: render(s))) for s in [target, *others]]))
@@ -319,7 +320,8 @@ def scene_edit(ctx: BuildContext) -> Built:
 
 def _near_dup_rows(ctx: BuildContext, items: list, draw: Callable[[object], Image.Image],
                    hard: Callable[[object], list], train: list | None = None) -> Built:
-    """Shared by the near-duplicate datasets: query = the item, gold = a perturbed copy."""
+    """Shared by the near-duplicate datasets: query = the item, gold = a perturbed copy.
+    The first `n_eval` items are queries; all items' copies are candidates."""
     built, k = Built(), ctx.n_candidates
     if train:
         rng = ctx.rng("train")
@@ -331,14 +333,15 @@ def _near_dup_rows(ctx: BuildContext, items: list, draw: Callable[[object], Imag
     rng = ctx.rng("eval")
     copies: dict[object, str] = {}
     originals: dict[object, str] = {}
-    for item in items:
+    for n, item in enumerate(items):
         picture = draw(item)
-        originals[item] = ctx.save(picture, TEST_DIR)
+        if n < ctx.n_eval:
+            originals[item] = ctx.save(picture, TEST_DIR)
         copies[item] = ctx.save(perturb(picture, rng), TEST_DIR)
         for h in hard(item):
             copies.setdefault(h, ctx.save(perturb(draw(h), rng), TEST_DIR))
     pool = list(copies)
-    for item in items:
+    for item in items[: ctx.n_eval]:
         others = pick(pool, k - 1, rng, exclude=lambda x, g=item: x == g, first=hard(item))
         built.eval.append(eval_row(mk(NEAR_DUP, image=originals[item]), [_image(copies[x]) for x in [item, *others]]))
     return built
@@ -356,8 +359,8 @@ def scene_near_dup(ctx: BuildContext) -> Built:
         s = random_scene(rng, 1, 4)
         train.append((s, variant(s, rng)))
     taken: set = set()
-    golds = _distinct_scenes(rng, ctx.n_eval, taken)
-    hard = {g: [_fresh_variant(g, rng, taken)] for g in golds}
+    golds = _distinct_scenes(rng, max(ctx.n_eval, ctx.n_candidates), taken)
+    hard = {g: [_fresh_variant(g, rng, taken)] for g in golds[: ctx.n_eval]}
     return _near_dup_rows(ctx, golds, lambda s: render_scene(s, ctx.side), lambda s: hard.get(s, []), train)
 
 
@@ -386,7 +389,7 @@ def _photo_crops(ctx: BuildContext, n: int, rng: random.Random) -> list[tuple[in
     sources=("skimage_photos",))
 def photo_near_dup(ctx: BuildContext) -> Built:
     photos = ctx.resources.photos
-    crops = _photo_crops(ctx, ctx.n_eval, ctx.rng("crops"))
+    crops = _photo_crops(ctx, max(ctx.n_eval, ctx.n_candidates), ctx.rng("crops"))
     return _near_dup_rows(ctx, crops, lambda c: photo_crop(photos[c[0]][2], c[1], ctx.side), lambda _: [])
 
 
@@ -408,7 +411,7 @@ def fashion_edit(ctx: BuildContext) -> Built:
         return picture[key]
 
     queries = []
-    for index in rng.sample(range(len(images)), ctx.n_eval):
+    for index in rng.sample(range(len(images)), max(ctx.n_eval, k)):  # past n_eval: candidates only
         edits = rng.sample(GARMENT_EDITS, len(GARMENT_EDITS))
         kept: list[tuple[int, str]] = [(index, "")]
         for e in edits:  # keep edits that visibly change the garment and differ from each other
@@ -420,7 +423,7 @@ def fashion_edit(ctx: BuildContext) -> Built:
             queries.append((kept[1], kept[0], kept[2:]))
     pool = [gold for gold, _, _ in queries]
     memo = Memo(ctx, TEST_DIR)
-    for gold, ref, extra in queries:
+    for gold, ref, extra in queries[: ctx.n_eval]:
         others = pick(pool, k - 1, rng, exclude=lambda x, g=gold: x == g, first=[ref, *extra])
         query = mk(GARMENT_EDIT, gold[1], memo.path(ref, lambda r=ref: draw(r)))
         built.eval.append(eval_row(query, [_image(memo.path(x, lambda x=x: draw(x))) for x in [gold, *others]]))

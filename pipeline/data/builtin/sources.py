@@ -8,6 +8,7 @@ does not need it still builds.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import logging
 import struct
 from dataclasses import dataclass
@@ -42,6 +43,14 @@ DEJAVU_DIR = "/usr/share/fonts/truetype/dejavu"
 DEJAVU_FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
                 "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSansCondensed.ttf")
 
+def _package_file(package: str, relative: str) -> str:
+    """Where an installed package keeps a data file, found without importing the package
+    (importing scikit-learn costs seconds; its digits are one small CSV)."""
+    spec = importlib.util.find_spec(package)
+    root = Path(spec.origin).parent if spec is not None and spec.origin else Path(f"<{package} not installed>")
+    return str(root / relative)
+
+
 SOURCES: dict[str, Source] = {s.key: s for s in (
     Source("emoji_font", "Noto Color Emoji glyphs", (NOTO,), debian="fonts-noto-color-emoji",
            licence="SIL Open Font License 1.1"),
@@ -52,8 +61,9 @@ SOURCES: dict[str, Source] = {s.key: s for s in (
            debian="dataset-fashion-mnist", licence="MIT (Zalando Research)"),
     Source("dejavu", "DejaVu fonts for printed digits and signs", tuple(f"{DEJAVU_DIR}/{f}" for f in DEJAVU_FACES),
            debian="fonts-dejavu-core", licence="Bitstream Vera / DejaVu font licence (free)"),
-    Source("sklearn_digits", "scikit-learn load_digits (UCI optical digits, 8x8)", pip="scikit-learn",
-           module="sklearn.datasets", licence="UCI optdigits, CC BY 4.0; scikit-learn BSD-3"),
+    Source("sklearn_digits", "scikit-learn's digits (load_digits: UCI optical digits, 8x8)", (_package_file(
+           "sklearn", "datasets/data/digits.csv.gz"),), pip="scikit-learn",
+           licence="UCI optdigits, CC BY 4.0; scikit-learn BSD-3"),
     Source("skimage_photos", "scikit-image bundled sample images with docstring captions", pip="scikit-image",
            module="skimage.data", licence="per image, public domain or CC0/CC-BY (see skimage.data docs)"),
     Source("skimage_lfw", "scikit-image lfw_subset: 100 faces + 100 non-faces, 25x25", pip="scikit-image",
@@ -118,13 +128,14 @@ def load_fashion(source: Source) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-@lru_cache(maxsize=1)
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 handwritten digits, (N, 8, 8) with values 0..16, and labels."""
-    from sklearn.datasets import load_digits as _load
-
-    bunch = _load()
-    return bunch.images.astype(np.float32), bunch.target.astype(np.int64)
+@lru_cache(maxsize=4)
+def load_digits(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 handwritten digits, (N, 8, 8) with values 0..16, and labels,
+    read from the CSV `sklearn.datasets.load_digits` reads (64 pixels then the label a row)."""
+    table = np.loadtxt(path, delimiter=",")
+    if table.ndim != 2 or table.shape[1] != 65:
+        raise ValueError(f"{path}: expected rows of 64 pixels and a label, got shape {table.shape}; reinstall scikit-learn")
+    return table[:, :64].reshape(-1, 8, 8).astype(np.float32), table[:, 64].astype(np.int64)
 
 
 # scikit-image loaders whose files ship in the wheel (0.24-0.26). The others (eagle, brain, kidney,
