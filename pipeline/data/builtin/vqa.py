@@ -93,9 +93,10 @@ def _unique(objs: tuple[Obj, ...], key: Callable[[Obj], object]) -> list[Obj]:
 
 # -- shapes -----------------------------------------------------------------------------
 def shapes_question(rng: random.Random, side: int) -> QA:
+    kind = rng.choice(("color", "shape", "count", "position", "size"))  # once: question types stay uniform
     while True:
         scene = random_scene(rng, 1, 4)
-        objs, kind = scene.objects, rng.choice(("color", "shape", "count", "position", "size"))
+        objs = scene.objects
         if kind == "count":
             if rng.random() < 0.5:
                 shape = rng.choice([o.shape for o in objs] + [rng.choice(SHAPES)])
@@ -132,11 +133,12 @@ def shapes_vqa(ctx: BuildContext) -> Built:
 
 
 def relation_question(rng: random.Random, side: int) -> QA:
+    kind = rng.choice(("left", "above", "is_left", "same_row", "more"))  # once: question types stay uniform
+    want_yes = rng.random() < 0.5  # yes/no scenes are redrawn until they give this: balanced answers
     while True:
         scene = random_scene(rng, 2, 5)
         objs = scene.objects
         named = _unique(objs, lambda o: (o.color, o.shape))
-        kind = rng.choice(("left", "above", "is_left", "same_row", "more"))
         if kind in ("left", "above") and named:
             b = rng.choice(named)
             if kind == "left":
@@ -155,15 +157,17 @@ def relation_question(rng: random.Random, side: int) -> QA:
                 q, yes = f"Is the {a.color} {a.shape} to the left of the {b.color} {b.shape}?", a.col < b.col
             else:
                 q, yes = f"Are the {a.color} {a.shape} and the {b.color} {b.shape} in the same row?", a.row == b.row
-            return QA(render_scene(scene, side), q, "yes" if yes else "no", "yesno")
+            if yes == want_yes:
+                return QA(render_scene(scene, side), q, "yes" if yes else "no", "yesno")
         elif kind == "more":
             present = sorted({o.color for o in objs})
             if len(present) < 2:
                 present.append(rng.choice([c for c in COLORS if c not in present]))
             c1, c2 = rng.sample(present, 2)
             yes = sum(o.color == c1 for o in objs) > sum(o.color == c2 for o in objs)
-            return QA(render_scene(scene, side), f"Are there more {c1} shapes than {c2} shapes?",
-                      "yes" if yes else "no", "yesno")
+            if yes == want_yes:
+                return QA(render_scene(scene, side), f"Are there more {c1} shapes than {c2} shapes?",
+                          "yes" if yes else "no", "yesno")
 
 
 RELATION_VOCAB = {"color": list(COLORS), "shape": list(SHAPES), "yesno": ["yes", "no"]}
@@ -184,11 +188,12 @@ CHART_VOCAB = {"color": list(COLORS), "value": [str(v) for v in range(1, 9)], "c
 
 
 def chart_question(rng: random.Random, side: int) -> QA:
+    kind = rng.choice(("tallest", "shortest", "value", "count", "taller", "n_taller"))
+    want_yes = rng.random() < 0.5
     while True:
         n = rng.randint(3, 5)
         colors, values = rng.sample(tuple(COLORS), n), [rng.randint(1, 8) for _ in range(n)]
         image = bar_chart(values, colors, side)
-        kind = rng.choice(("tallest", "shortest", "value", "count", "taller", "n_taller"))
         i, j = rng.sample(range(n), 2)
         if kind in ("tallest", "shortest"):
             target = max(values) if kind == "tallest" else min(values)
@@ -198,10 +203,10 @@ def chart_question(rng: random.Random, side: int) -> QA:
             return QA(image, f"What is the value of the {colors[i]} bar?", str(values[i]), "value")
         elif kind == "count":
             return QA(image, "How many bars are there?", COUNTS[n], "count")
-        elif kind == "taller":
+        elif kind == "taller" and (values[i] > values[j]) == want_yes:
             return QA(image, f"Is the {colors[i]} bar taller than the {colors[j]} bar?",
-                      "yes" if values[i] > values[j] else "no", "yesno")
-        else:
+                      "yes" if want_yes else "no", "yesno")
+        elif kind == "n_taller":
             return QA(image, f"How many bars are taller than the {colors[i]} bar?",
                       COUNTS[sum(v > values[i] for v in values)], "count")
 
@@ -284,6 +289,8 @@ def fashion_grid_question(ctx: BuildContext, rng: random.Random) -> QA:
     cls = rng.choice(names + [rng.choice(FASHION_CLASSES)])
     if kind == "count":
         return QA(image, f"How many {FASHION_PLURAL.get(cls, cls + 's')} are there?", COUNTS[names.count(cls)], "count")
+    absent = [c for c in FASHION_CLASSES if c not in names]
+    cls = rng.choice(names) if rng.random() < 0.5 or not absent else rng.choice(absent)  # balanced yes/no
     return QA(image, f"Is there a {cls} in the picture?", "yes" if cls in names else "no", "yesno")
 
 
