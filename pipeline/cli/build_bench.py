@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.cli import Command, UserError
 
-DEFAULT_OUT = Path("data/builtin")
+DEFAULT_OUT = Path(".vlmembed/builtin")  # ignored by git; the demo reads it from here
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
