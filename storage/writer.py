@@ -220,12 +220,13 @@ class StoreWriter:
 
     # -- runs ----------------------------------------------------------------------------
     def has_run(self, run_id: str | None = None, config_hash: str | None = None) -> bool:
+        """Whether a complete run is stored with this id and/or configuration hash."""
         assert self.con is not None
-        if run_id is not None:
-            row = self.con.execute("SELECT 1 FROM runs WHERE run_id = ? AND status = 'complete'", [run_id]).fetchone()
-        else:
-            row = self.con.execute(
-                "SELECT 1 FROM runs WHERE config_hash = ? AND status = 'complete'", [config_hash]).fetchone()
+        if run_id is None and config_hash is None:
+            raise ValueError("has_run needs a run_id, a config_hash or both")
+        row = self.con.execute(
+            "SELECT 1 FROM runs WHERE status = 'complete' AND (? IS NULL OR run_id = ?) "
+            "AND (? IS NULL OR config_hash = ?)", [run_id, run_id, config_hash, config_hash]).fetchone()
         return row is not None
 
     def add_run(self, run: RunRecord, replace: bool = False) -> str:

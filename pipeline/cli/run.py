@@ -1,0 +1,34 @@
+"""`vlmembed run EXPERIMENT.toml`: execute a grid, skipping runs already stored."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.cli import Command
+from pipeline.cli._common import add_store_argument, store_path
+
+
+def _add(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", type=Path, help="experiment TOML, e.g. experiments/smoke.toml")
+    add_store_argument(parser)
+    parser.add_argument("--only", nargs="+", metavar="MODEL", help="run only these model entries (by name)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the experiment's)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.experiment import Experiment
+    from pipeline.runner import ExperimentRunner
+
+    experiment = Experiment.from_toml(args.experiment)
+    runner = ExperimentRunner(experiment, store_path(args), device=args.device)
+    landed = runner.run(only_models=set(args.only) if args.only else None)
+    print(f"{len(landed)} runs stored in {store_path(args)}" + ("" if landed else " (everything was already stored)"))
+    return 0
+
+
+COMMAND = Command("run", "run an experiment grid (TOML) and store every run", _add, _run,
+                  description="Train and evaluate every (model, meta-task) of an experiment TOML, landing each "
+                  "evaluation (data-scale checkpoints and final) as a run in the store. Runs already stored with "
+                  "the same configuration are skipped; an interrupted one resumes from its last checkpoint. "
+                  "Scale past one machine with `accelerate launch -m pipeline.cli run ...`.")

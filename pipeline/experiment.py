@@ -1,0 +1,125 @@
+"""Experiment grids as TOML files: models x meta-tasks, with one training recipe.
+
+    name = "smoke"
+    source = "pipeline"            # or "demo"
+    meta_tasks = ["classification", "vqa", "retrieval"]
+
+    [data]
+    root = "builtin:small"         # an MMEB-format folder, or the built-in benchmark
+    selection = "builtin"          # or "paper32" for MMEB
+
+    [train]                        # any TrainConfig field
+    global_batch_size = 32
+
+    [[models]]
+    name = "LLaVA-NeXT tiny"
+    family = "llava_next"
+    base = "random:tiny:0"         # or a checkpoint directory / hub id
+
+See experiments/paper.toml and experiments/smoke.toml.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline.models.base import EncoderOptions
+from pipeline.models.registry import get_family, parse_dtype
+from pipeline.train.config import TrainConfig
+
+META_TASKS = ("classification", "vqa", "retrieval")
+StoreEmbeddings = Literal["all", "pairs", "none"]
+
+
+def _only_known(cls: type, data: dict, where: str) -> dict:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+    return data
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # the model's name in the store (e.g. "LLaVA-1.6" to sit beside the paper's numbers)
+    family: str
+    base: str = "random:tiny:0"  # checkpoint directory or hub id, or random:<real|tiny>:<seed>
+    dtype: str = "fp32"
+    variant: str = "default"  # e.g. "bidirectional", "last-token", "vision-unfrozen"
+    options: dict = field(default_factory=dict)  # EncoderOptions overrides (pooling, attention, ...)
+    train_vision: bool = False
+
+    def __post_init__(self) -> None:
+        get_family(self.family)
+        parse_dtype(self.dtype)
+        EncoderOptions(**self.options)
+        if not self.name.strip():
+            raise ValueError("a model entry needs a name")
+
+    @property
+    def scale(self) -> str:
+        return "tiny" if self.base.startswith("random:tiny") or "tiny" in self.name.lower() else "published"
+
+
+@dataclass(frozen=True)
+class DataEntry:
+    root: str = "builtin:small"  # MMEB-format folder, or builtin:small / builtin:full
+    image_root: str | None = None
+    selection: str = "builtin"  # catalog selection base: builtin, paper32 or mmeb36
+    train_cap: int = 20_000  # the paper's per-dataset cap
+    eval_limit: int | None = None  # queries per eval dataset (None: all)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    models: tuple[ModelEntry, ...]
+    data: DataEntry = field(default_factory=DataEntry)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    source: Literal["pipeline", "demo"] = "pipeline"
+    meta_tasks: tuple[str, ...] = META_TASKS
+    zero_shot: bool = False  # also evaluate before training
+    eval_batch_size: int = 32
+    store_embeddings: StoreEmbeddings = "all"
+    device: str = "auto"
+    output_dir: str | None = None  # checkpoints; default <VLMEMBED_HOME>/runs/<name>
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError(f"experiment {self.name!r} lists no models")
+        names = [(m.name, m.variant) for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"experiment {self.name!r}: two model entries share a name and variant")
+        bad = set(self.meta_tasks) - set(META_TASKS)
+        if bad:
+            raise ValueError(f"unknown meta-tasks {sorted(bad)}; use {META_TASKS}")
+        if self.source not in ("pipeline", "demo"):
+            raise ValueError(f"source must be 'pipeline' or 'demo', got {self.source!r}")
+        if self.store_embeddings not in ("all", "pairs", "none"):
+            raise ValueError(f"store_embeddings must be all, pairs or none, got {self.store_embeddings!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Experiment:
+        data = dict(data)
+        _only_known(cls, data, "experiment")
+        models = tuple(ModelEntry(**_only_known(ModelEntry, dict(m), f"model {m.get('name')}"))
+                       for m in data.pop("models", []))
+        data_entry = DataEntry(**_only_known(DataEntry, data.pop("data", {}), "[data]"))
+        train = TrainConfig.from_dict(data.pop("train", {}))
+        if "meta_tasks" in data:
+            data["meta_tasks"] = tuple(data["meta_tasks"])
+        return cls(models=models, data=data_entry, train=train, **data)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Experiment:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+        raw.setdefault("name", path.stem)
+        return cls.from_dict(raw)

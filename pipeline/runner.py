@@ -1,0 +1,268 @@
+"""Executing an experiment grid: train, evaluate at data-scale points, land whole runs.
+
+For each (model, meta-task) the runner trains on the meta-task's in-domain training sets,
+evaluates on all of its datasets (in-domain and OOD) at every data-scale checkpoint and at
+the end, and lands each evaluation as one run in the store (one transaction each; the new
+store file is swapped in after every run so the dashboard shows progress). A (model,
+meta-task) whose final run is stored with the same configuration is skipped; an
+interrupted one resumes from its last training checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.data.catalog import DatasetInfo, select
+from pipeline.data.mmeb import MMEBReader
+from pipeline.data.records import EvalRow, ItemRef, TrainPair, unique_items
+from pipeline.eval.evaluator import EmbeddingCache, EvalResult, EvalTask, Evaluator
+from pipeline.experiment import Experiment, ModelEntry
+from pipeline.models.base import VLMEncoder
+from pipeline.models.lora import LoraSettings
+from pipeline.models.recipe import WEIGHTS_FILE, EncoderRecipe
+from pipeline.results import (
+    dataset_record,
+    dataset_rows,
+    item_records,
+    model_record,
+    run_record,
+    store_dataset_name,
+)
+from pipeline.train.checkpointing import CheckpointInfo, latest_checkpoint
+from pipeline.train.trainer import ContrastivePair, ContrastiveTrainer
+from storage import StoreWriter, config_hash
+from storage.paths import vlmembed_home
+
+log = logging.getLogger(__name__)
+
+
+def resolve_data_root(root: str, seed: int = 0) -> Path:
+    """A data folder; `builtin:small|full` builds the offline benchmark on first use."""
+    if not root.startswith("builtin:"):
+        return Path(root).expanduser()
+    size = root.split(":", 1)[1]
+    if size not in ("small", "full"):
+        raise ValueError(f"unknown built-in benchmark size {size!r}; use builtin:small or builtin:full")
+    out = vlmembed_home() / "bench" / f"{size}-seed{seed}"
+    if not (out / "manifest.json").is_file():
+        from pipeline.data.builtin import BuildConfig, build_benchmark
+
+        log.info("building the built-in benchmark (%s) at %s", size, out)
+        build_benchmark(BuildConfig(out=out, size=size, seed=seed))
+    return out
+
+
+@dataclass
+class TaskData:
+    """One meta-task's training pairs and evaluation rows."""
+
+    train: list[TrainPair]
+    evals: dict[str, tuple[DatasetInfo, list[EvalRow]]]
+
+    def eval_tasks(self) -> list[EvalTask]:
+        return [EvalTask(name, info.meta_task, info.in_domain, [(r.query.id, [c.id for c in r.candidates]) for r in rows])
+                for name, (info, rows) in self.evals.items()]
+
+    def items(self) -> dict[str, ItemRef]:
+        return unique_items(row for _, rows in self.evals.values() for row in rows)
+
+    def pair_items(self) -> set[str]:
+        return {i for _, rows in self.evals.values() for r in rows for i in (r.query.id, r.candidates[0].id)}
+
+
+def load_task_data(reader: MMEBReader, selection: str, meta_task: str, cap: int, eval_limit: int | None,
+                   seed: int) -> TaskData:
+    infos = select(f"{selection}:{meta_task}", reader.datasets() if selection == "builtin" else None)
+    available = {d.name for d in reader.datasets()}
+    infos = [d for d in infos if d.name in available or selection != "builtin"]
+    if not infos:
+        raise ValueError(f"no {meta_task} datasets of selection {selection!r} under {reader.root}")
+    train: list[TrainPair] = []
+    evals = {}
+    for info in infos:
+        if info.has_train:
+            train += reader.train(info.name, cap=cap, seed=seed)
+        rows = reader.eval(info.name, limit=eval_limit, seed=seed)
+        if rows:
+            evals[info.name] = (info, rows)
+    return TaskData(train, evals)
+
+
+def _pairs_at(pairs: list[TrainPair]):
+    def materialise(indices):
+        return [ContrastivePair(*_examples(pairs[i])) for i in indices]
+
+    return materialise
+
+
+def _examples(pair: TrainPair):
+    q, p, negs = pair.examples()
+    return q, p, tuple(negs)
+
+
+class ExperimentRunner:
+    def __init__(self, experiment: Experiment, store_path: str | Path, device: str | None = None):
+        self.exp = experiment
+        self.store_path = Path(store_path)
+        self.device = device or _pick_device(experiment.device)
+        self.output_dir = Path(experiment.output_dir or vlmembed_home() / "runs" / experiment.name).expanduser()
+        root = resolve_data_root(experiment.data.root, experiment.data.seed)
+        self.reader = MMEBReader(root, image_root=experiment.data.image_root)
+        self.cache = EmbeddingCache(self.output_dir / "embedding-cache")
+
+    # -- identities ----------------------------------------------------------------------
+    def run_config(self, entry: ModelEntry, meta_task: str) -> dict[str, Any]:
+        return {"experiment": self.exp.name, "model": asdict(entry), "meta_task": meta_task,
+                "data": asdict(self.exp.data), "train": self.exp.train.to_dict()}
+
+    def run_id(self, entry: ModelEntry, meta_task: str, stage: str, samples: int | None) -> str:
+        where = "final" if stage == "final" else f"{stage}-{samples}"
+        return f"{self.exp.source}:{self.exp.name}:{entry.name}:{meta_task}:{entry.variant}:{where}"
+
+    # -- the grid ------------------------------------------------------------------------
+    def run(self, only_models: set[str] | None = None) -> list[str]:
+        """Run every (model, meta-task) not stored yet; returns the run ids landed."""
+        landed: list[str] = []
+        with StoreWriter(self.store_path) as writer:
+            for meta_task in self.exp.meta_tasks:
+                data = None
+                for entry in self.exp.models:
+                    if only_models and entry.name not in only_models:
+                        continue
+                    cfg = self.run_config(entry, meta_task)
+                    final_id = self.run_id(entry, meta_task, "final", None)
+                    if writer.has_run(final_id, config_hash(cfg)):
+                        log.info("skipping %s: already stored with this configuration", final_id)
+                        continue
+                    if data is None:
+                        data = load_task_data(self.reader, self.exp.data.selection, meta_task,
+                                              self.exp.data.train_cap, self.exp.data.eval_limit, self.exp.data.seed)
+                        self._register_data(writer, data)
+                    landed += self._run_one(writer, entry, meta_task, data, cfg)
+        return landed
+
+    def _register_data(self, writer: StoreWriter, data: TaskData) -> None:
+        writer.upsert_datasets([dataset_record(info) for info, _ in data.evals.values()])
+        writer.add_items(item_records(data.items().values()))
+        for info, rows in data.evals.values():
+            writer.set_dataset_rows(store_dataset_name(info), dataset_rows(store_dataset_name(info), rows))
+        writer.publish(keep_open=True)
+
+    def _land(self, writer: StoreWriter, entry: ModelEntry, meta_task: str, encoder: VLMEncoder, data: TaskData,
+              cfg: dict[str, Any], *, stage: str, samples: int | None, checkpoint: str, history: Sequence[dict] = (),
+              note: str = "") -> str:
+        """Evaluate the encoder as it is now and land the result as one run."""
+        run_id = self.run_id(entry, meta_task, stage, samples)
+        started, tick = datetime.now(), time.perf_counter()
+        result = self._evaluate(encoder, f"{run_id}:{config_hash(cfg)}", data)
+        label = f"{meta_task} {stage}" + (f" @ {samples} samples" if stage == "checkpoint" else "") + note
+        record = run_record(
+            run_id=run_id, source=self.exp.source, model=entry.name, label=label, variant=entry.variant,
+            experiment=self.exp.name, train_task=meta_task if stage != "zero-shot" else None, stage=stage,
+            train_samples=samples, config=cfg, checkpoint=checkpoint, started_at=started,
+            timings={"eval_s": time.perf_counter() - tick}, result=result,
+            dataset_names={n: store_dataset_name(i) for n, (i, _) in data.evals.items()},
+            row_positions={n: list(range(len(rows))) for n, (_, rows) in data.evals.items()},
+            train_log=history, embed=self.exp.store_embeddings, pair_items=data.pair_items())
+        writer.add_run(record, replace=True)
+        writer.publish(keep_open=True)
+        log.info("stored %s: %s", run_id, _summary(result))
+        return run_id
+
+    def _run_one(self, writer: StoreWriter, entry: ModelEntry, meta_task: str, data: TaskData,
+                 cfg: dict[str, Any]) -> list[str]:
+        writer.upsert_models([model_record(entry)])
+        lora = self._lora(entry)
+        recipe = EncoderRecipe(entry.family, entry.base, entry.dtype, dict(entry.options),
+                               lora=asdict(lora) if lora else None)
+        run_dir = self.output_dir / _slug(entry.name) / entry.variant / meta_task
+        encoder = replace(recipe, lora=None).build(device=self.device)  # the trainer adds the adapters
+        landed: list[str] = []
+        if self.exp.zero_shot and not writer.has_run(self.run_id(entry, meta_task, "zero-shot", 0), config_hash(cfg)):
+            base_dir = run_dir / "zero-shot"
+            replace(recipe, lora=None).save(base_dir)
+            landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="zero-shot", samples=0,
+                                     checkpoint=str(base_dir)))
+        if not data.train:
+            raise ValueError(f"{meta_task}: no training pairs (no in-domain dataset with a train split)")
+        trainer = ContrastiveTrainer(encoder, replace(self.exp.train, lora=lora), len(data.train),
+                                     _pairs_at(data.train), run_dir / "checkpoints")
+        scale_samples = trainer.data_scale_steps()
+
+        def on_scale(info: CheckpointInfo) -> None:
+            replace(recipe, weights=WEIGHTS_FILE).save(info.path)
+            landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="checkpoint",
+                                     samples=scale_samples[info.step], checkpoint=str(info.path),
+                                     history=trainer_history(info)))
+
+        result = trainer.train(on_data_scale=on_scale)
+        final = latest_checkpoint(run_dir / "checkpoints")
+        assert final is not None, "the trainer always checkpoints its last step"
+        replace(recipe, weights=WEIGHTS_FILE).save(final.path)
+        landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="final", samples=result.samples,
+                                 checkpoint=str(final.path), history=result.log))
+        return landed
+
+    def evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None = None) -> list[str]:
+        """Evaluate without training: the base model (zero-shot) or a trained model directory."""
+        from pipeline.models.recipe import load_encoder
+
+        landed = []
+        with StoreWriter(self.store_path) as writer:
+            writer.upsert_models([model_record(entry)])
+            if model_dir is not None:
+                recipe = EncoderRecipe.load(model_dir)
+                encoder = load_encoder(model_dir, device=self.device)
+                stage, samples, where = "final", None, str(Path(model_dir).resolve())
+            else:
+                recipe = EncoderRecipe(entry.family, entry.base, entry.dtype, dict(entry.options))
+                encoder = recipe.build(device=self.device)
+                stage, samples, where = "zero-shot", 0, entry.base
+            for meta_task in self.exp.meta_tasks:
+                data = load_task_data(self.reader, self.exp.data.selection, meta_task, self.exp.data.train_cap,
+                                      self.exp.data.eval_limit, self.exp.data.seed)
+                self._register_data(writer, data)
+                cfg = {**self.run_config(entry, meta_task), "recipe": asdict(recipe), "evaluated": where}
+                landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage=stage, samples=samples,
+                                         checkpoint=where, note=" (evaluation only)"))
+        return landed
+
+    # -- pieces --------------------------------------------------------------------------
+    def _lora(self, entry: ModelEntry) -> LoraSettings | None:
+        lora = self.exp.train.lora
+        if lora is None:
+            return None
+        return replace(lora, train_vision=lora.train_vision or entry.train_vision)
+
+    def _evaluate(self, encoder: VLMEncoder, model_key: str, data: TaskData) -> EvalResult:
+        items = data.items()
+        evaluator = Evaluator(encoder, lambda i: items[i].example(), batch_size=self.exp.eval_batch_size,
+                              cache=self.cache, model_key=model_key)
+        return evaluator.evaluate(data.eval_tasks())
+
+
+def trainer_history(info: CheckpointInfo) -> list:
+    state = torch.load(info.path / "state.pt", map_location="cpu", weights_only=False)
+    return state.get("extra", {}).get("history", [])
+
+
+def _summary(result: EvalResult) -> str:
+    return ", ".join(f"{t}/{s} P@1 {v:.1f}" for (t, s), v in sorted(result.averages().items()))
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-")
+
+
+def _pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
