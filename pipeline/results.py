@@ -63,10 +63,14 @@ def model_record(entry: ModelEntry, description: str | None = None) -> ModelReco
     )
 
 
+_MODALITY = {"I": "image", "T": "text", "I+T": "image+text"}
+
+
 def dataset_record(info: DatasetInfo) -> DatasetRecord:
     return DatasetRecord(
         dataset=store_dataset_name(info), benchmark=info.benchmark, meta_task=info.meta_task,
-        in_domain=info.in_domain, query_modality=info.query_modality, target_modality=info.target_modality,
+        in_domain=info.in_domain, query_modality=_MODALITY.get(info.query_modality, info.query_modality),
+        target_modality=_MODALITY.get(info.target_modality, info.target_modality),
         n_train=info.n_train, n_eval=info.n_eval, n_candidates=info.n_candidates, instruction=info.instruction,
         description=info.description,
     )

@@ -240,8 +240,18 @@ class VLMEncoder(nn.Module, ABC):
         """
 
     @abstractmethod
-    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The LM head on hidden states, (B, L, D) -> (B, L, V); used only for pretraining."""
+    def output_logits(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """The LM head: (B, L, D) -> (B, L, V) with row i scoring token i; with a (B, L) bool
+        `positions`, only those rows, (N, V) (a full vocabulary at every position is costly).
+        Used only for pretraining."""
+
+    @abstractmethod
+    def input_embeddings(self) -> nn.Embedding:
+        """The language model's token-embedding table (the demo seeds it with pretrained rows)."""
+
+    # Whether image positions of `input_ids` hold discrete image-code ids a language model can
+    # predict (MMaDA's MAGVIT-v2 codes) rather than placeholders replaced by features.
+    image_tokens_are_codes: ClassVar[bool] = False
 
     @abstractmethod
     def save_original(self, directory: str) -> None:

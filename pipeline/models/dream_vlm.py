@@ -136,16 +136,19 @@ class DreamVLMEncoder(VLMEncoder):
                                   position_ids=position_ids_from_mask(mask), use_cache=False)
         return out.last_hidden_state  # (B, L, D), after the final norm
 
-    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> (B, L, V), row i scoring token i.
+    def input_embeddings(self) -> nn.Embedding:
+        return self.language_model.embed_tokens
+
+    def output_logits(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, D) -> (B, L, V), row i scoring token i (or only the rows at `positions`).
 
         Dream was adapted from an autoregressive model and kept its shift: the state at
         position i-1 predicts token i (Dream's and LaViDa's samplers shift logits right by
         one). We undo the shift here so every diffusion family's logits line up with its
         tokens; position 0 keeps its own row, as in Dream's sampler.
         """
-        logits = self.lm_head(hidden)
-        return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+        shifted = torch.cat([hidden[:, :1], hidden[:, :-1]], dim=1)
+        return self.lm_head(shifted if positions is None else shifted[positions])
 
     def apply_attention(self, attention: Attention) -> None:
         if attention not in get_args(Attention):

@@ -190,8 +190,11 @@ class TransformersVLM(VLMEncoder):
             return attention_mask
         return attention_mask_4d(attention_mask, attention, self.dtype, self.options.block_size)  # type: ignore[arg-type]
 
-    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.vlm.lm_head(hidden)
+    def input_embeddings(self) -> torch.nn.Embedding:
+        return self.vlm.get_input_embeddings()
+
+    def output_logits(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        return self.vlm.lm_head(hidden if positions is None else hidden[positions])
 
     def apply_attention(self, attention: Attention) -> None:
         if attention not in _ATTENTIONS:

@@ -122,6 +122,7 @@ class _CodeEmbeddingGradient(torch.autograd.Function):
 
 @register
 class MMaDAEncoder(VLMEncoder):
+    image_tokens_are_codes = True  # MAGVIT-v2 codes are ids in the LM's vocabulary
     spec = FamilySpec(
         name="mmada",
         display_name="MMaDA-8B",
@@ -300,9 +301,12 @@ class MMaDAEncoder(VLMEncoder):
         where = image_pos.nonzero(as_tuple=True)
         return torch.zeros_like(embeds).index_put(where, term.reshape(-1, term.shape[-1]).to(embeds.dtype))
 
-    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> (B, L, V) over text ids and image-code ids."""
-        return self.lm_head(hidden)
+    def input_embeddings(self) -> nn.Embedding:
+        return self.lm.embed_tokens
+
+    def output_logits(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, D) -> (B, L, V) over text ids and image-code ids (or (N, V) at `positions`)."""
+        return self.lm_head(hidden if positions is None else hidden[positions])
 
     def apply_attention(self, attention: Attention) -> None:
         if attention not in ("causal", "bidirectional", "block"):
