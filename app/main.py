@@ -12,8 +12,6 @@ from app.store import StoreCache
 from app.tabs import TABS, Context
 from app.urlstate import READY_JS, Params, track_tab
 
-log = logging.getLogger(__name__)
-
 HEADER = ("## vlmembed: diffusion vs autoregressive VLMs as multimodal embedding models\n"
           "The paper's published numbers and this project's own runs, read live from the results store.")
 CSS = "#store-status p { margin: 0; font-size: 0.9em; color: var(--body-text-color-subdued); }"
@@ -42,6 +40,21 @@ def _open_page(store: StoreCache, shown: str, request: gr.Request | None):
     return gr.Tabs(selected=selected), (gr.skip() if version == shown else version), status
 
 
+def _watch_store(blocks: gr.Blocks, store: StoreCache, tabs: gr.Tabs, version: gr.Textbox, status: gr.Markdown,
+                 refresh: gr.Button, poll_s: float) -> None:
+    """Page open: select the tab named in the URL. Timer and button: publish a new store version to the tabs."""
+
+    def open_page(shown: str, request: gr.Request):
+        return _open_page(store, shown, request)
+
+    blocks.load(open_page, [version], [tabs, version, status], show_progress="hidden", queue=False,
+                api_visibility="private").then(None, js=READY_JS, queue=False, api_visibility="private")
+    refresh.click(partial(_check, store, always=True), [version], [version, status], api_name="store_version",
+                  queue=False)
+    gr.Timer(poll_s).tick(partial(_check, store), [version], [version, status], show_progress="hidden",
+                          api_visibility="private", queue=False)
+
+
 def build_app(store_path: str | os.PathLike, poll_s: float = 5.0) -> gr.Blocks:
     """The dashboard for one store file; it picks up newly published runs within `poll_s` seconds."""
     store = StoreCache(store_path)
@@ -50,22 +63,14 @@ def build_app(store_path: str | os.PathLike, poll_s: float = 5.0) -> gr.Blocks:
         with gr.Row(equal_height=True):
             status = gr.Markdown(elem_id="store-status")
             refresh = gr.Button("Check for new runs", size="sm", scale=0, elem_id="store-refresh")
-        version = gr.Textbox(store.version(), visible=False)
+        version = gr.Textbox(store.version(), visible=False)  # changes when a new store file is published
         ctx = Context(blocks, store, version)
         with gr.Tabs(elem_id="tabs") as tabs:
             for tab in TABS:
                 with gr.Tab(tab.title, id=tab.id, elem_id=f"tab-{tab.id}") as handle:
                     tab.build(ctx)
                 track_tab(handle, tab.id)
-        def open_page(shown: str, request: gr.Request):
-            return _open_page(store, shown, request)
-
-        blocks.load(open_page, [version], [tabs, version, status], show_progress="hidden", queue=False,
-                    api_visibility="private").then(None, js=READY_JS, queue=False, api_visibility="private")
-        refresh.click(partial(_check, store, always=True), [version], [version, status], api_name="store_version",
-                      queue=False)
-        gr.Timer(poll_s).tick(partial(_check, store), [version], [version, status], show_progress="hidden",
-                              api_visibility="private", queue=False)
+        _watch_store(blocks, store, tabs, version, status, refresh, poll_s)
     blocks.queue(default_concurrency_limit=8)
     return blocks
 

@@ -56,7 +56,7 @@ class Snapshot:
         return self.error is None
 
     def choices(self, column: str) -> list[str]:
-        """Distinct values of a score column, in first-seen order of the series catalogue."""
+        """Distinct values of a column of the series catalogue (model, variant ...), in display order."""
         if self.series.empty or column not in self.series:
             return []
         return list(dict.fromkeys(self.series[column].dropna()))

@@ -203,15 +203,31 @@ def delta_table(scores: pd.DataFrame, series_a: str, series_b: str) -> pd.DataFr
     return _dataset_order(wide)[cols]
 
 
+def delta_by_task(delta: pd.DataFrame) -> pd.DataFrame:
+    """Mean b - a per meta-task: over all its shared datasets, the in-domain ones and the OOD ones."""
+    rows = []
+    for task, group in delta.groupby("meta_task", sort=False):
+        ind, ood = group[group["split"] == "in-domain"]["delta"], group[group["split"] == "OOD"]["delta"]
+        rows.append({"meta_task": task, "n": len(group), "mean": group["delta"].mean(),
+                     "in_domain": ind.mean() if len(ind) else np.nan, "ood": ood.mean() if len(ood) else np.nan})
+    return pd.DataFrame(rows, columns=["meta_task", "n", "mean", "in_domain", "ood"])
+
+
 def delta_summary(delta: pd.DataFrame, label_a: str, label_b: str) -> str:
-    """One sentence a reader can quote: mean difference and who wins how often."""
+    """What a reader can quote: mean difference, who wins how often, and the same per meta-task."""
     if delta.empty:
-        return (f"**{label_a}** and **{label_b}** share no dataset under these filters "
+        return (f"**{label_a}** and **{label_b}** share no dataset "
                 "(the paper's runs use MMEB, demo runs the built-in benchmark).")
     wins_b, wins_a = int((delta["delta"] > 0).sum()), int((delta["delta"] < 0).sum())
-    return (f"**{label_b}** − **{label_a}** over {len(delta)} datasets: mean {delta['delta'].mean():+.1f} points; "
-            f"{label_b} higher on {wins_b}, {label_a} higher on {wins_a}, "
-            f"tied on {len(delta) - wins_a - wins_b}.")
+    text = (f"**{label_b}** − **{label_a}** over {len(delta)} datasets: mean {delta['delta'].mean():+.1f} points; "
+            f"{label_b} higher on {wins_b}, {label_a} higher on {wins_a}, tied on {len(delta) - wins_a - wins_b}.")
+
+    def part(name: str, value: float) -> str:
+        return "" if pd.isna(value) else f"{name} {value:+.1f}"
+
+    per_task = ["{} {:+.1f} ({})".format(r.meta_task, r.mean, ", ".join(
+        p for p in (part("in-domain", r.in_domain), part("OOD", r.ood)) if p)) for r in delta_by_task(delta).itertuples()]
+    return text + "  \nBy meta-task: " + "; ".join(per_task) + "."
 
 
 def _cell(value) -> object:

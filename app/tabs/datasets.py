@@ -1,8 +1,9 @@
 """Per dataset: every stored score as a table (best per row marked), a heatmap, CSV, and a delta view.
 
 Filters narrow the table; the delta view compares any two series (e.g. the paper's
-LaViDa vs a reproduced one) on the datasets both cover, under the same meta-task,
-split and metric filters.
+LaViDa vs a reproduced one) on every dataset both cover, per meta-task and split. It
+follows only the metric filter: re-rendering it on every table filter would cost a
+filter update about a fifth of its time (bench/bench_app.py) for no new information.
 """
 
 from __future__ import annotations
@@ -60,14 +61,13 @@ def table_view(snap: Snapshot, *filters) -> tuple:
     return tables.style_best(table), caption, figures.heatmap(table, filters[-1]), write_csv(table)
 
 
-def delta_view(snap: Snapshot, task: str, split: str, metric: str, series_a: str, series_b: str) -> tuple:
+def delta_view(snap: Snapshot, metric: str, series_a: str, series_b: str) -> tuple:
     """(summary, table, figure) of b - a per dataset."""
     if not snap.ok:
         return f"**Store unavailable.** {snap.error}", tables.no_rows(), figures.message_figure("No store.")
     if not series_a or not series_b:
         return "Pick two runs to compare.", tables.no_rows(), figures.message_figure("Pick two runs.")
-    scores = tables.filter_scores(snap.scores, meta_task=task, split=split, metric=metric)
-    delta = tables.delta_table(scores, series_a, series_b)
+    delta = tables.delta_table(tables.filter_scores(snap.scores, metric=metric), series_a, series_b)
     label_a, label_b = snap.label_of(series_a), snap.label_of(series_b)
     shown = delta.rename(columns={"a": label_a, "b": label_b, "delta": "b − a"}).round(2)
     return tables.delta_summary(delta, label_a, label_b), shown, figures.delta_bars(delta, label_a, label_b)
@@ -111,7 +111,7 @@ def render_all(snap: Snapshot, values: dict) -> tuple:
                 gr.update(choices=metrics, value=v["metric"]),
                 gr.update(choices=series, value=v["a"]), gr.update(choices=series, value=v["b"]))
     return (*controls, *table_view(snap, *[v[k] for k in KEYS[:7]]),
-            *delta_view(snap, v["task"], v["split"], v["metric"], v["a"], v["b"]))
+            *delta_view(snap, v["metric"], v["a"], v["b"]))
 
 
 def build(ctx: Context) -> None:
@@ -134,8 +134,8 @@ def build(ctx: Context) -> None:
     table = gr.Dataframe(label="Per-dataset scores", interactive=False, elem_id="per-dataset-table")
     csv = gr.DownloadButton("Download this table (CSV)", size="sm")
     heat = gr.Plot(label="Heatmap")
-    gr.Markdown("### Delta between two runs\nPer dataset, b − a, on the datasets both cover "
-                "(meta-task, dataset and metric filters apply).")
+    gr.Markdown("### Delta between two runs\nPer dataset, b − a, on every dataset both cover "
+                "(the metric filter applies; the other filters shape the table above).")
     with gr.Row():
         series_a = gr.Dropdown(series_choices(snap), value=pair[0] or None, label="a", allow_custom_value=True)
         series_b = gr.Dropdown(series_choices(snap), value=pair[1] or None, label="b", allow_custom_value=True)
@@ -149,8 +149,8 @@ def build(ctx: Context) -> None:
     def show_table(sources, task, split, models, variants, stages, metric):
         return table_view(ctx.store.snapshot(), sources, task, split, models, variants, stages, metric)
 
-    def show_delta(task, split, metric, a, b):
-        return delta_view(ctx.store.snapshot(), task, split, metric, a, b)
+    def show_delta(metric, a, b):
+        return delta_view(ctx.store.snapshot(), metric, a, b)
 
     def restore(request: gr.Request) -> tuple:
         snap = ctx.store.snapshot()
@@ -161,9 +161,8 @@ def build(ctx: Context) -> None:
 
     gr.on([f.input for f in filters], show_table, filters, table_outputs, api_name="per_dataset",
           show_progress="hidden", trigger_mode="always_last", queue=False)
-    gr.on([c.input for c in (task, split, metric, series_a, series_b)], show_delta,
-          [task, split, metric, series_a, series_b], delta_outputs, api_name="delta", show_progress="hidden",
-          trigger_mode="always_last", queue=False)
+    gr.on([c.input for c in (metric, series_a, series_b)], show_delta, [metric, series_a, series_b], delta_outputs,
+          api_name="delta", show_progress="hidden", trigger_mode="always_last", queue=False)
     ctx.on_load(restore, everything)
     ctx.on_new_data(refresh, controls, everything)
     for key, control in zip(KEYS, controls, strict=True):

@@ -124,6 +124,16 @@ def test_delta_paper_vs_reproduction(snapshot):
     assert "over 4 datasets: mean -1.0" in text and "paper · LaViDa higher on 4" in text
 
 
+def test_delta_by_meta_task_reproduces_section5(snapshot):
+    keys = snapshot.series.set_index("source_label")["series"]
+    paper = tables.filter_scores(snapshot.scores, sources=["paper"])
+    by_task = tables.delta_by_task(tables.delta_table(paper, keys["paper · LLaVA-1.6"], keys["paper · LaViDa"]))
+    cls = by_task.set_index("meta_task").loc["classification"]
+    # Section 5: LaViDa trails LLaVA-1.6 by 9.0 in domain and leads it by 2.0 out of domain (rounded averages).
+    assert cls["n"] == 10 and round(cls["in_domain"], 1) == -9.1 and round(cls["ood"], 1) == 2.0
+    assert list(by_task["meta_task"]) == ["classification", "vqa", "retrieval"]
+
+
 def test_delta_across_benchmarks_says_why_it_is_empty(snapshot):
     keys = snapshot.series.set_index("source_label")["series"]
     delta = tables.delta_table(snapshot.scores, keys["paper · LaViDa"], keys["demo · lavida-tiny"])
