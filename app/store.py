@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MEMO_SIZE = 256
 SCORE_COLUMNS = ["source", "run_id", "model", "paradigm", "meta_task", "dataset", "in_domain", "metric", "value",
-                 "variant", "stage", "train_samples", "label", "benchmark", "scale", "finished_at"]
+                 "variant", "stage", "train_samples", "label", "benchmark", "scale", "finished_at", "experiment"]
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ class Snapshot:
     def load(cls, reader: StoreReader, version: str) -> Snapshot:
         runs = reader.runs()
         frames = [reader.scores(metric) for metric in reader.metrics()]
-        raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS[:-1])
-        raw = raw.merge(runs[["run_id", "finished_at"]], on="run_id", how="left")
+        raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS[:-2])
+        raw = raw.merge(runs[["run_id", "finished_at", "experiment"]], on="run_id", how="left")
         scores = latest_per_cell(add_series(raw))
         headline = filter_scores(scores, variants=["default"], stages=["final"])
         return cls(version=version, scores=scores, series=series_catalogue(scores), runs=runs,

@@ -38,25 +38,25 @@ def _sorted(frame: pd.DataFrame, keys: Sequence[pd.Series]) -> pd.DataFrame:
     return frame.loc[order.sort_values(list(order.columns), kind="stable").index].reset_index(drop=True)
 
 
-def _samples_text(n) -> str:
-    return "" if pd.isna(n) else str(int(n))
-
-
 def add_series(scores: pd.DataFrame) -> pd.DataFrame:
-    """Add `series` (a stable key), `label` (without source) and `source_label` columns."""
+    """Add `series` (a stable key), `label` (without source) and `source_label` columns.
+
+    A series is (source, experiment, model, variant, stage), plus the sample count for a
+    checkpoint: a final or zero-shot result is one series across meta-tasks even when each
+    meta-task trained on a different number of samples. The experiment enters the label
+    only when a source holds several.
+    """
     df = scores.copy()
-    samples = df["train_samples"].map(_samples_text)
-    df["series"] = df["source"] + "|" + df["model"] + "|" + df["variant"] + "|" + df["stage"] + "|" + samples
+    experiment = df["experiment"].fillna("").astype("str") if "experiment" in df else pd.Series("", index=df.index)
+    checkpoint = df["stage"] == "checkpoint"
+    samples = df["train_samples"].where(checkpoint).map(lambda n: "" if pd.isna(n) else str(int(n)))
+    df["series"] = (df["source"] + "|" + experiment + "|" + df["model"] + "|" + df["variant"] + "|" + df["stage"]
+                    + "|" + samples)
     label = df["model"] + np.where(df["variant"] != "default", " [" + df["variant"] + "]", "")
-    label = label + np.where(df["stage"] == "zero-shot", " (zero-shot)", "")
-    with_samples = label + np.where(samples != "", " @ " + samples.map(lambda s: f"{int(s):,}" if s else "")
-                                    + " samples", "")
-    # Checkpoints always name their sample count; finals only when several finals share a label.
-    is_final = df["stage"] == "final"
-    finals = df[is_final].assign(_label=label[is_final]).groupby(["source", "_label"])["series"].nunique()
-    shared = pd.Series(list(zip(df["source"], label, strict=True)), index=df.index).map(
-        lambda key: finals.get(key, 0) > 1)
-    df["label"] = np.where((df["stage"] == "checkpoint") | (is_final & shared), with_samples, label)
+    label += np.where(df["stage"] == "zero-shot", " (zero-shot)", "")
+    label += samples.map(lambda n: f" @ {int(n):,} samples" if n else "")
+    several = experiment.groupby(df["source"]).transform("nunique") > 1
+    df["label"] = label + np.where(several & (experiment != ""), " · " + experiment, "")
     df["source_label"] = df["source"] + " · " + df["label"]
     return df
 

@@ -1,9 +1,9 @@
 """Per dataset: every stored score as a table (best per row marked), a heatmap, CSV, and a delta view.
 
 Filters narrow the table; the delta view compares any two series (e.g. the paper's
-LaViDa vs a reproduced one) on every dataset both cover, per meta-task and split. It
-follows only the metric filter: re-rendering it on every table filter would cost a
-filter update about a fifth of its time (bench/bench_app.py) for no new information.
+LaViDa vs a reproduced one) on every dataset both cover, summarised per meta-task and
+split. It follows only the metric filter: re-rendering it with every table filter cost a
+filter update about a third of its time in the browser (bench/bench_app.py).
 """
 
 from __future__ import annotations
@@ -28,11 +28,6 @@ KEYS = ("sources", "task", "split", "models", "variants", "stages", "metric", "a
 CSV_DIR = Path(tempfile.gettempdir()) / "vlmembed-app"
 
 
-def filtered(snap: Snapshot, sources, task, split, models, variants, stages, metric) -> pd.DataFrame:
-    return tables.filter_scores(snap.scores, sources=sources, meta_task=task, split=split, models=models,
-                                variants=variants, stages=stages, metric=metric)
-
-
 def write_csv(table: pd.DataFrame) -> str | None:
     """The current table as a CSV file named by its content (so repeats cost nothing)."""
     if table.empty:
@@ -47,18 +42,19 @@ def write_csv(table: pd.DataFrame) -> str | None:
     return str(path)
 
 
-def table_view(snap: Snapshot, *filters) -> tuple:
+def table_view(snap: Snapshot, sources, task, split, models, variants, stages, metric) -> tuple:
     """(styled table, caption, heatmap, csv path) for the filters."""
     if not snap.ok:
         return tables.no_rows(), f"**Store unavailable.** {snap.error}", figures.message_figure("No store."), None
-    scores = filtered(snap, *filters)
+    scores = tables.filter_scores(snap.scores, sources=sources, meta_task=task, split=split, models=models,
+                                  variants=variants, stages=stages, metric=metric)
     table = tables.per_dataset_table(scores, snap.series)
     n_cols = len(tables.value_columns(table))
-    caption = (f"{len(table)} datasets × {n_cols} series, {filters[-1]}; the best of each row is in bold."
+    caption = (f"{len(table)} datasets × {n_cols} series, {metric}; the best of each row is in bold."
                if len(table) else "No scores match these filters.")
     if "demo" in set(scores["source"]):
         caption += f"  \n**{figures.SOURCE_NOTES['demo']}**"
-    return tables.style_best(table), caption, figures.heatmap(table, filters[-1]), write_csv(table)
+    return tables.style_best(table), caption, figures.heatmap(table, metric), write_csv(table)
 
 
 def delta_view(snap: Snapshot, metric: str, series_a: str, series_b: str) -> tuple:

@@ -80,16 +80,16 @@ def test_per_dataset_mixed_sources_are_named_and_demo_is_labelled(client):
 
 
 def test_delta_paper_vs_reproduced(client):
-    summary, table, fig = client.predict("precision@1", "paper|LaViDa|default|final|",
-                                         "pipeline|LaViDa|default|final|76000", api_name="/delta")
+    summary, table, fig = client.predict("precision@1", "paper|paper|LaViDa|default|final|",
+                                         "pipeline||LaViDa|default|final|", api_name="/delta")
     delta = frame(table)
     assert len(delta) == 4 and set(delta["b − a"].round(3)) == {-1.0}
     assert "over 4 datasets: mean -1.0" in summary and "classification -1.0 (in-domain -1.0, OOD -1.0)" in summary
-    summary, table, _ = client.predict("precision@1", "paper|LaViDa|default|final|",
-                                       "demo|lavida-tiny|default|final|4000", api_name="/delta")
+    summary, table, _ = client.predict("precision@1", "paper|paper|LaViDa|default|final|",
+                                       "demo||lavida-tiny|default|final|", api_name="/delta")
     assert "share no dataset" in summary
-    summary, table, _ = client.predict("precision@1", "paper|LLaVA-1.6|default|final|",
-                                       "paper|LaViDa|default|final|", api_name="/delta")
+    summary, table, _ = client.predict("precision@1", "paper|paper|LLaVA-1.6|default|final|",
+                                       "paper|paper|LaViDa|default|final|", api_name="/delta")
     assert len(frame(table)) == 32 and "classification -3.5 (in-domain -9.1, OOD +2.0)" in summary
 
 

@@ -143,6 +143,32 @@ def test_delta_across_benchmarks_says_why_it_is_empty(snapshot):
     assert tables.delta_table(snapshot.scores, "no|such|series||", keys["paper · LaViDa"]).empty
 
 
+def _runner_like(experiment: str) -> pd.DataFrame:
+    """What the pipeline runner stores per model and meta-task: zero-shot, checkpoints, final."""
+    rows = []
+    for task, dataset, final_samples in (("vqa", "v1", 1200), ("retrieval", "r1", 1500)):
+        for stage, samples in (("zero-shot", 0), ("checkpoint", 160), ("checkpoint", 480), ("final", final_samples)):
+            rows.append(dict(source="pipeline", experiment=experiment, model="m", variant="default", stage=stage,
+                             train_samples=samples, metric="p", dataset=dataset, in_domain=True, meta_task=task,
+                             paradigm="diffusion", benchmark="builtin", run_id=f"{experiment}:{task}:{samples}",
+                             value=float(samples) / 100, finished_at=pd.Timestamp("2025-01-01")))
+    return pd.DataFrame(rows)
+
+
+def test_runner_runs_make_one_series_per_stage_across_meta_tasks():
+    out = tables.add_series(_runner_like("smoke"))
+    cat = tables.series_catalogue(out)
+    assert list(cat["label"]) == ["m (zero-shot)", "m @ 160 samples", "m @ 480 samples", "m"]
+    assert cat.set_index("label")["n_datasets"].to_dict() == {"m (zero-shot)": 2, "m @ 160 samples": 2,
+                                                              "m @ 480 samples": 2, "m": 2}
+
+
+def test_several_experiments_of_one_source_are_named():
+    out = tables.add_series(pd.concat([_runner_like("smoke"), _runner_like("full")], ignore_index=True))
+    labels = set(tables.series_catalogue(out)["label"])
+    assert {"m · smoke", "m · full", "m @ 160 samples · full"} <= labels and len(labels) == 8
+
+
 def test_latest_run_wins_a_cell():
     base = dict(source="pipeline", model="m", variant="default", stage="final", train_samples=None, metric="p",
                 dataset="d", in_domain=True, meta_task="vqa", paradigm="diffusion", benchmark="MMEB")
