@@ -4,7 +4,8 @@ Writing happens in the browser: each tracked control has a JS-only `.change` lis
 that rewrites one parameter with `history.replaceState` (no server round trip, no
 history entries). Reading happens on the server: each tab's `load` handler gets the
 page's parameters from `gr.Request.query_params` and restores its controls from them.
-Lists are comma-joined; a present-but-empty parameter means an empty selection.
+Lists are comma-joined, with `%` and `,` inside an item escaped (model names such as
+"LaViDa (tiny, untrained)" hold commas); a present-but-empty parameter means an empty selection.
 
 Gradio fires a tab's `select` when the first tab mounts, before the page's `load`
 handlers have read the URL; tab writes therefore wait until the page is restored
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from urllib.parse import unquote
 
 import gradio as gr
 
@@ -23,7 +25,9 @@ _WRITE = """
 (value) => {{
   if ({guarded} && !window.vlmembedRestored) return [];
   const url = new URL(window.location.href);
-  const text = Array.isArray(value) ? value.join(",") : (value === null || value === undefined ? "" : String(value));
+  const item = (v) => String(v).replaceAll("%", "%25").replaceAll(",", "%2C");
+  const text = Array.isArray(value) ? value.map(item).join(",")
+    : (value === null || value === undefined ? "" : String(value));
   url.searchParams.set({key}, text);
   window.history.replaceState(window.history.state, "", url);
   return [];
@@ -77,7 +81,7 @@ class Params:
         if key not in self._params:
             return [c for c in default if c in choices]
         raw = self._params[key]
-        return [v for v in raw.split(",") if v in choices] if raw else []
+        return [unquote(v) for v in raw.split(",") if unquote(v) in choices] if raw else []
 
     def number(self, key: str, default: float, low: float, high: float) -> float:
         try:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from app import launch
+from app.urlstate import Params, write_js
 from storage import StoreWriter
 from tests.app.helpers import free_port, pipeline_run
 
@@ -130,6 +131,11 @@ def test_dashboard_in_a_real_browser(served, browser_page):
         writer.add_run(pipeline_run("Qwen2.5-VL", 1.0, datasets=VQA_OOD, task="vqa"))
     page.locator("#store-status").get_by_text("3 pipeline").wait_for()
     page.locator("#per-dataset-table").get_by_role("columnheader", name="pipeline · Qwen2.5-VL").wait_for()
+
+    # List items with commas survive the trip through the URL (runner model names hold commas).
+    names = ["LaViDa (tiny, untrained)", "100% tiny"]
+    page.evaluate(write_js("models"), names)
+    assert Params(_params(page)).many("models", names, []) == names
 
     # The docs' screenshot: the paper's overview.
     page.goto(url + "?tab=overview&source=paper")

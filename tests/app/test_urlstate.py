@@ -15,6 +15,9 @@ def test_params_fall_back_to_defaults_on_anything_unknown():
     assert p.many("stages", ["final"], ["final"]) == []  # present but empty: the user cleared it
     assert p.many("sources", ["paper", "demo"], ["paper", "gone"]) == ["paper"]  # absent: the default
     assert p.number("rows", 1000, 1, 10_000) == 1000
+    escaped = Params({"models": "LaViDa (tiny%2C untrained),100%25 model"})  # as write_js escapes items
+    assert escaped.many("models", ["LaViDa (tiny, untrained)", "100% model"], []) == ["LaViDa (tiny, untrained)",
+                                                                                   "100% model"]
     assert Params({"rows": "1e9"}).number("rows", 1000, 1, 10_000) == 10_000
 
 
