@@ -1,0 +1,89 @@
+"""`build_app(store_path)`: the dashboard's frame (header, store status, tabs); each tab builds itself."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+
+import gradio as gr
+
+from app.store import StoreCache
+from app.tabs import TABS, Context
+from app.urlstate import READY_JS, Params, track_tab
+
+HEADER = ("## vlmembed: diffusion vs autoregressive VLMs as multimodal embedding models\n"
+          "The paper's published numbers and this project's own runs, read live from the results store.")
+CSS = "#store-status p { margin: 0; font-size: 0.9em; color: var(--body-text-color-subdued); }"
+THEME = gr.themes.Default(primary_hue="blue")  # Default's fonts ship with Gradio: nothing is fetched
+
+
+def _status(store: StoreCache) -> tuple[str, str]:
+    snap = store.snapshot()
+    if not snap.ok:
+        return snap.version, f"⚠️ **Store unavailable.** {snap.error}"
+    return snap.version, f"Store `{store.path}`: {snap.summary()}."
+
+
+def _check(store: StoreCache, shown: str, always: bool = False):
+    """New version and status line; skipped when nothing changed (so tabs do not re-render)."""
+    version, status = _status(store)
+    if version == shown and not always:
+        return gr.skip(), gr.skip()
+    return version, status
+
+
+def _open_page(store: StoreCache, shown: str, request: gr.Request | None):
+    tab_ids = [t.id for t in TABS]
+    selected = Params.of(request).choice("tab", tab_ids, tab_ids[0])
+    version, status = _status(store)
+    return gr.Tabs(selected=selected), (gr.skip() if version == shown else version), status
+
+
+def _watch_store(blocks: gr.Blocks, store: StoreCache, tabs: gr.Tabs, version: gr.Textbox, status: gr.Markdown,
+                 refresh: gr.Button, poll_s: float) -> None:
+    """Page open: select the tab named in the URL. Timer and button: publish a new store version to the tabs."""
+
+    def open_page(shown: str, request: gr.Request):
+        return _open_page(store, shown, request)
+
+    blocks.load(open_page, [version], [tabs, version, status], show_progress="hidden", queue=False,
+                api_visibility="private").then(None, js=READY_JS, queue=False, api_visibility="private")
+    refresh.click(partial(_check, store, always=True), [version], [version, status], api_name="store_version",
+                  queue=False)
+    gr.Timer(poll_s).tick(partial(_check, store), [version], [version, status], show_progress="hidden",
+                          api_visibility="private", queue=False)
+
+
+def build_app(store_path: str | os.PathLike, poll_s: float = 5.0) -> gr.Blocks:
+    """The dashboard for one store file; it picks up newly published runs within `poll_s` seconds."""
+    store = StoreCache(store_path)
+    with gr.Blocks(title="vlmembed dashboard", analytics_enabled=False) as blocks:
+        gr.Markdown(HEADER)
+        with gr.Row(equal_height=True):
+            status = gr.Markdown(elem_id="store-status")
+            refresh = gr.Button("Check for new runs", size="sm", scale=0, elem_id="store-refresh")
+        version = gr.Textbox(store.version(), visible=False)  # changes when a new store file is published
+        ctx = Context(blocks, store, version)
+        with gr.Tabs(elem_id="tabs") as tabs:
+            for tab in TABS:
+                with gr.Tab(tab.title, id=tab.id, elem_id=f"tab-{tab.id}") as handle:
+                    tab.build(ctx)
+                track_tab(handle, tab.id)
+        _watch_store(blocks, store, tabs, version, status, refresh, poll_s)
+    blocks.queue(default_concurrency_limit=8)
+    return blocks
+
+
+def launch(store_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+           poll_s: float = 5.0) -> tuple[gr.Blocks, str]:
+    """Build and serve the dashboard; returns (blocks, local URL). With block=False it runs in a thread."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's startup self-checks, one line each
+    blocks = build_app(store_path, poll_s=poll_s)
+    _, url, _ = blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
+                              ssr_mode=False, show_error=False, theme=THEME, css=CSS,
+                              footer_links=["api", "settings"])
+    if block:
+        print(f"vlmembed dashboard: {url}  (Ctrl+C to stop)", flush=True)
+        blocks.block_thread()
+    return blocks, url

@@ -1,0 +1,10 @@
+"""The dashboard's tabs, in display order. A new tab is a module with a `TAB`, added here."""
+
+from __future__ import annotations
+
+from app.tabs import datasets, overview, sql
+from app.tabs.base import Context, Tab
+
+TABS: list[Tab] = [overview.TAB, datasets.TAB, sql.TAB]
+
+__all__ = ["TABS", "Context", "Tab"]

@@ -1,0 +1,168 @@
+"""Per dataset: every stored score as a table (best per row marked), a heatmap, CSV, and a delta view.
+
+Filters narrow the table; the delta view compares any two series (e.g. the paper's
+LaViDa vs a reproduced one) on every dataset both cover, summarised per meta-task and
+split. It follows only the metric filter: re-rendering it with every table filter cost a
+filter update about a third of its time in the browser (bench/bench_app.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from app import figures, tables
+from app.store import Snapshot
+from app.tabs.base import Context, Tab
+from app.urlstate import Params, track
+
+TASKS = ["all", *tables.META_TASK_ORDER]
+SPLITS = list(tables.SPLITS)
+DEFAULTS = {"sources": ["paper"], "variants": ["default"], "stages": ["final"]}
+# The tab's state, in the order of its controls; each is also its URL parameter.
+KEYS = ("sources", "task", "split", "models", "variants", "stages", "metric", "a", "b")
+CSV_DIR = Path(tempfile.gettempdir()) / "vlmembed-app"
+
+
+def write_csv(table: pd.DataFrame) -> str | None:
+    """The current table as a CSV file named by its content (so repeats cost nothing)."""
+    if table.empty:
+        return None
+    text = table.to_csv(index=False, float_format="%.2f")
+    path = CSV_DIR / f"per-dataset-{hashlib.sha1(text.encode()).hexdigest()[:12]}.csv"
+    if not path.exists():
+        CSV_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path)
+
+
+def table_view(snap: Snapshot, sources, task, split, models, variants, stages, metric) -> tuple:
+    """(styled table, caption, heatmap, csv path) for the filters."""
+    if not snap.ok:
+        return tables.no_rows(), f"**Store unavailable.** {snap.error}", figures.message_figure("No store."), None
+    scores = tables.filter_scores(snap.scores, sources=sources, meta_task=task, split=split, models=models,
+                                  variants=variants, stages=stages, metric=metric)
+    table = tables.per_dataset_table(scores, snap.series)
+    n_cols = len(tables.value_columns(table))
+    caption = (f"{len(table)} datasets × {n_cols} series, {metric}; the best of each row is in bold."
+               if len(table) else "No scores match these filters.")
+    if "demo" in set(scores["source"]):
+        caption += f"  \n**{figures.SOURCE_NOTES['demo']}**"
+    return tables.style_best(table), caption, figures.heatmap(table, metric), write_csv(table)
+
+
+def delta_view(snap: Snapshot, metric: str, series_a: str, series_b: str) -> tuple:
+    """(summary, table, figure) of b - a per dataset."""
+    if not snap.ok:
+        return f"**Store unavailable.** {snap.error}", tables.no_rows(), figures.message_figure("No store.")
+    if not series_a or not series_b:
+        return "Pick two runs to compare.", tables.no_rows(), figures.message_figure("Pick two runs.")
+    delta = tables.delta_table(tables.filter_scores(snap.scores, metric=metric), series_a, series_b)
+    label_a, label_b = snap.label_of(series_a), snap.label_of(series_b)
+    shown = delta.rename(columns={"a": label_a, "b": label_b, "delta": "b − a"}).round(2)
+    return tables.delta_summary(delta, label_a, label_b), shown, figures.delta_bars(delta, label_a, label_b)
+
+
+def default_pair(snap: Snapshot) -> tuple[str, str]:
+    """Paper vs a reproduction of the same model when one exists, else the first two series."""
+    cat = snap.series
+    for _, row in cat[cat["source"] != "paper"].iterrows():
+        same = cat[(cat["source"] == "paper") & (cat["model"] == row["model"])]
+        if len(same):
+            return same["series"].iloc[0], row["series"]
+    keys = list(cat["series"]) + ["", ""]
+    return keys[0], keys[1]
+
+
+def series_choices(snap: Snapshot) -> list[tuple[str, str]]:
+    return list(zip(snap.series.get("source_label", []), snap.series.get("series", []), strict=True))
+
+
+def values_from_url(snap: Snapshot, p: Params) -> dict:
+    return {"sources": p.many("sources", tables.SOURCE_ORDER, DEFAULTS["sources"]),
+            "task": p.choice("task", TASKS, "all"), "split": p.choice("split", SPLITS, "all"),
+            "models": p.many("models", snap.choices("model"), []),
+            "variants": p.many("variants", snap.choices("variant"), DEFAULTS["variants"]),
+            "stages": p.many("stages", tables.STAGE_ORDER, DEFAULTS["stages"]),
+            "metric": p.text("metric", tables.DEFAULT_METRIC), "a": p.text("a"), "b": p.text("b")}
+
+
+def render_all(snap: Snapshot, values: dict) -> tuple:
+    """Controls (in KEYS order) with this store version's choices, keeping values still valid; then the views."""
+    models, variants, metrics = snap.choices("model"), snap.choices("variant"), snap.metrics()
+    series = series_choices(snap)
+    keys, pair = [k for _, k in series], default_pair(snap)
+    v = dict(values, models=[m for m in values["models"] or [] if m in models],
+             variants=[m for m in values["variants"] or [] if m in variants],
+             metric=values["metric"] if values["metric"] in metrics else tables.DEFAULT_METRIC,
+             a=values["a"] if values["a"] in keys else pair[0], b=values["b"] if values["b"] in keys else pair[1])
+    controls = (v["sources"], v["task"], v["split"], gr.update(choices=models, value=v["models"]),
+                gr.update(choices=variants, value=v["variants"]), v["stages"],
+                gr.update(choices=metrics, value=v["metric"]),
+                gr.update(choices=series, value=v["a"]), gr.update(choices=series, value=v["b"]))
+    return (*controls, *table_view(snap, *[v[k] for k in KEYS[:7]]),
+            *delta_view(snap, v["metric"], v["a"], v["b"]))
+
+
+def build(ctx: Context) -> None:
+    snap = ctx.store.snapshot()  # initial choices; every page load re-reads them
+    pair = default_pair(snap) if snap.ok else ("", "")
+    with gr.Row():
+        sources = gr.CheckboxGroup(list(tables.SOURCE_ORDER), value=DEFAULTS["sources"], label="Sources (none = all)",
+                                   elem_id="ds-sources")
+        task = gr.Radio(TASKS, value="all", label="Meta-task", elem_id="ds-task")
+        split = gr.Radio(SPLITS, value="all", label="Datasets", elem_id="ds-split")
+    with gr.Row():
+        models = gr.Dropdown(snap.choices("model"), value=[], multiselect=True, label="Models (none = all)",
+                             allow_custom_value=True)
+        variants = gr.Dropdown(sorted(set(snap.choices("variant")) | set(DEFAULTS["variants"])),
+                               value=DEFAULTS["variants"], multiselect=True, label="Variants (none = all)",
+                               allow_custom_value=True)
+        stages = gr.CheckboxGroup(list(tables.STAGE_ORDER), value=DEFAULTS["stages"], label="Stage (none = all)")
+        metric = gr.Dropdown(snap.metrics(), value=tables.DEFAULT_METRIC, label="Metric", allow_custom_value=True)
+    caption = gr.Markdown(elem_id="ds-caption")
+    table = gr.Dataframe(label="Per-dataset scores", interactive=False, elem_id="per-dataset-table")
+    csv = gr.DownloadButton("Download this table (CSV)", size="sm")
+    heat = gr.Plot(label="Heatmap")
+    gr.Markdown("### Delta between two runs\nPer dataset, b − a, on every dataset both cover "
+                "(the metric filter applies; the other filters shape the table above).")
+    with gr.Row():
+        series_a = gr.Dropdown(series_choices(snap), value=pair[0] or None, label="a", allow_custom_value=True)
+        series_b = gr.Dropdown(series_choices(snap), value=pair[1] or None, label="b", allow_custom_value=True)
+    delta_outputs = [gr.Markdown(), gr.Dataframe(label="Per-dataset difference", interactive=False),
+                     gr.Plot(label="b − a")]
+
+    controls = [sources, task, split, models, variants, stages, metric, series_a, series_b]  # KEYS order
+    filters, table_outputs = controls[:7], [table, caption, heat, csv]
+    everything = [*controls, *table_outputs, *delta_outputs]
+
+    def show_table(sources, task, split, models, variants, stages, metric):
+        return table_view(ctx.store.snapshot(), sources, task, split, models, variants, stages, metric)
+
+    def show_delta(metric, a, b):
+        return delta_view(ctx.store.snapshot(), metric, a, b)
+
+    def restore(request: gr.Request) -> tuple:
+        snap = ctx.store.snapshot()
+        return render_all(snap, values_from_url(snap, Params.of(request)))
+
+    def refresh(*values) -> tuple:
+        return render_all(ctx.store.snapshot(), dict(zip(KEYS, values, strict=True)))
+
+    gr.on([f.input for f in filters], show_table, filters, table_outputs, api_name="per_dataset",
+          show_progress="hidden", trigger_mode="always_last", queue=False)
+    gr.on([c.input for c in (metric, series_a, series_b)], show_delta, [metric, series_a, series_b], delta_outputs,
+          api_name="delta", show_progress="hidden", trigger_mode="always_last", queue=False)
+    ctx.on_load(restore, everything)
+    ctx.on_new_data(refresh, controls, everything)
+    for key, control in zip(KEYS, controls, strict=True):
+        track(control, key)
+
+
+TAB = Tab(id="datasets", title="Per dataset", build=build)

@@ -1,0 +1,72 @@
+"""Overview: the paper's headline comparisons, recomputed from the stored per-dataset numbers.
+
+Meta-task averages per model (the paper's Figure 1), the AR-vs-diffusion gap per
+meta-task, and in-domain vs OOD averages (Section 5). One source at a time by default;
+"compare" puts the sources in side-by-side panels, each labelled with what it is.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app import figures, tables
+from app.store import Snapshot
+from app.tabs.base import Context, Tab
+from app.urlstate import Params, track
+
+SOURCE_CHOICES = [("paper's numbers", "paper"), ("pipeline runs", "pipeline"), ("demo runs", "demo"),
+                  ("compare sources side by side", "compare")]
+SOURCE_KEYS = [value for _, value in SOURCE_CHOICES]
+DEFAULT_SOURCE = "paper"
+
+
+def overview_view(snap: Snapshot, source: str) -> tuple:
+    """(note, averages figure, gap figure, ID/OOD figure, table) for one source or 'compare'."""
+    if not snap.ok:
+        message = figures.message_figure("The store could not be read: see the message above.")
+        return f"**Store unavailable.** {snap.error}", message, message, message, tables.no_rows()
+    return snap.memo(("overview", source), lambda: _build(snap, source))
+
+
+def _build(snap: Snapshot, source: str) -> tuple:
+    averages = snap.averages
+    if source != "compare":
+        averages = averages[averages["source"] == source]
+    present = [s for s in tables.SOURCE_ORDER if s in set(averages["source"])]
+    if not present:
+        empty = figures.message_figure(f"No {source} runs in the store yet.")
+        return f"No **{source}** runs in the store yet.", empty, empty, empty, tables.no_rows()
+    note = "  \n".join(f"**{name}**: {rest}" for name, _, rest in
+                       (figures.SOURCE_NOTES[s].partition(": ") for s in present))
+    note += "  \nPrecision@1, default variant, final stage; averages are over the stored per-dataset numbers."
+    gaps = tables.paradigm_gap(averages)
+    table = tables.overview_table(averages, snap.reported)
+    numbers = ["average", "in_domain", "ood", "printed"]
+    return (note, figures.meta_task_bars(averages), figures.gap_bars(gaps), figures.id_ood_bars(averages),
+            table.style.format("{:.1f}", subset=numbers, na_rep=""))
+
+
+def build(ctx: Context) -> None:
+    source = gr.Radio(SOURCE_CHOICES, value=DEFAULT_SOURCE, label="Source", elem_id="overview-source")
+    note = gr.Markdown()
+    bars = gr.Plot(label="Meta-task averages")
+    id_ood = gr.Plot(label="In-domain vs OOD")
+    gap = gr.Plot(label="AR vs diffusion gap")
+    table = gr.Dataframe(label="Averages (with the average the paper printed)", interactive=False)
+    views = [note, bars, gap, id_ood, table]
+
+    def show(source_key: str) -> tuple:
+        return overview_view(ctx.store.snapshot(), source_key if source_key in SOURCE_KEYS else DEFAULT_SOURCE)
+
+    def restore(request: gr.Request) -> tuple:
+        chosen = Params.of(request).choice("source", SOURCE_KEYS, DEFAULT_SOURCE)
+        return (chosen, *show(chosen))
+
+    source.input(show, [source], views, api_name="overview", show_progress="hidden", trigger_mode="always_last",
+                 queue=False)
+    ctx.on_load(restore, [source, *views])
+    ctx.on_new_data(show, [source], views)
+    track(source, "source")
+
+
+TAB = Tab(id="overview", title="Overview", build=build)

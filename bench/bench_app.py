@@ -1,0 +1,230 @@
+"""How fast the dashboard feels: first load, tab switch, filter update and SQL round trip.
+
+    python bench/bench_app.py [--trials 20] [--paper-only] [--no-browser]
+
+Measured in one run, side by side, on the default store content (the paper's numbers,
+plus synthetic demo runs unless --paper-only) served in-process:
+
+* through a real browser (Debian's headless chromium via Playwright), because that is
+  what a user waits for: the request, the server's handler, the transfer, and the
+  browser drawing the Plotly figures and the table. A tab switch never reaches the
+  server, so only a browser can time it;
+* through gradio_client, for the server's share of the same interactions (queue,
+  handler, serialisation), without any drawing.
+
+Targets: filter update and tab switch <= 300 ms median (on 2 cores); first load and SQL
+round trip have our own targets (below). For scale, the MTEB leaderboard took 20-40 s to
+switch benchmarks. Results go to bench/results/app.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+RESULTS = ROOT / "bench" / "results" / "app.json"
+TARGETS_MS = {"first_load": 3000, "tab_switch": 300, "filter_update": 300, "sql_round_trip": 1000}
+MTEB_BENCHMARK_SWITCH_MS = (20_000, 40_000)
+# A dataset only each meta-task has, to see that the table really shows the new filter.
+TASK_MARKERS = {"classification": "ImageNet-1K", "vqa": "ChartQA", "retrieval": "MSCOCO_i2t"}
+
+
+def build_store(path: Path, with_demo: bool) -> dict:
+    """The paper's numbers, plus demo-like runs: 3 tiny models x 4 stages on 12 built-in datasets."""
+    from storage import DatasetRecord, ModelRecord, RunRecord, ScoreRecord, StoreReader, StoreWriter
+    from storage.paper import import_paper
+
+    with StoreWriter(path) as writer:
+        import_paper(writer)
+        if with_demo:
+            models = [ModelRecord(f"tiny-{i}", f"tiny {i}", p, "tiny") for i, p in
+                      enumerate(["autoregressive", "diffusion", "diffusion"])]
+            tasks = ["classification", "vqa", "retrieval"]
+            datasets = [DatasetRecord(f"builtin-{t}-{j}", "builtin", t, j < 2) for t in tasks for j in range(4)]
+            writer.upsert_models(models)
+            writer.upsert_datasets(datasets)
+            for m, model in enumerate(models):
+                for s, samples in enumerate([500, 1000, 2000, 4000]):
+                    stage = "final" if samples == 4000 else "checkpoint"
+                    scores = [ScoreRecord(d.dataset, metric, 20 + 10 * s + m + k % 5, 100)
+                              for k, d in enumerate(datasets) for metric in ("precision@1", "recall@5")]
+                    writer.add_run(RunRecord(f"demo:{model.model}:{samples}", "demo", model.model, stage,
+                                             stage=stage, train_samples=samples, scores=scores))
+    return StoreReader(path).summary()
+
+
+def summarise(samples_s: list[float]) -> dict:
+    ms = sorted(x * 1000 for x in samples_s)
+    p90 = ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))]
+    return {"median_ms": round(statistics.median(ms), 1), "p90_ms": round(p90, 1), "n": len(ms)}
+
+
+def timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+# Timed inside the page, from the click to the frame where the result is on screen, so that
+# Playwright's own round trips (actionability checks, polling) are not counted.
+CLICK_AND_WAIT = """
+async ([clickSel, waitSel, mustHave, mustLack]) => {
+  const ready = () => {
+    const el = document.querySelector(waitSel);
+    if (!el || el.offsetParent === null) return false;
+    const text = el.innerText;
+    return (!mustHave || text.includes(mustHave)) && (!mustLack || !text.includes(mustLack));
+  };
+  const start = performance.now();
+  document.querySelector(clickSel).click();
+  return await new Promise((resolve) => {
+    const poll = () => ready() ? resolve(performance.now() - start) : requestAnimationFrame(poll);
+    requestAnimationFrame(poll);
+  });
+}
+"""
+# Installed before the page loads: notes when the overview's three figures are drawn.
+FIRST_VIEW = """
+(() => {
+  const poll = () => {
+    if (document.querySelectorAll('#tab-overview .js-plotly-plot .main-svg').length >= 3) {
+      window.vlmembedFirstView = performance.now();  // ms since navigation started
+    } else { requestAnimationFrame(poll); }
+  };
+  requestAnimationFrame(poll);
+})();
+"""
+
+
+def bench_browser(url: str, trials: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, list[float]] = {"first_load": [], "tab_switch": [], "filter_update": [], "sql_round_trip": []}
+
+    def click_and_wait(page, click: str, wait: str, has: str = "", lacks: str = "") -> float:
+        return page.evaluate(CLICK_AND_WAIT, [click, wait, has, lacks]) / 1000
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
+        for _ in range(max(3, trials // 4)):  # cold: a new context has an empty cache
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_init_script(FIRST_VIEW)
+            page = context.new_page()
+            page.goto(url)
+            page.wait_for_function("() => window.vlmembedFirstView !== undefined")
+            out["first_load"].append(page.evaluate("window.vlmembedFirstView") / 1000)
+            context.close()
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.goto(url)
+        page.locator("#tab-overview .js-plotly-plot").nth(2).wait_for()
+        for _ in range(trials):
+            out["tab_switch"].append(click_and_wait(page, "#tab-datasets-button", "#per-dataset-table"))
+            out["tab_switch"].append(click_and_wait(page, "#tab-overview-button", "#tab-overview .js-plotly-plot"))
+        page.locator("#tab-datasets-button").click()
+        order = ["classification", "vqa", "retrieval"]
+        for i in range(trials):
+            task, previous = order[i % 3], order[(i - 1) % 3]
+            out["filter_update"].append(click_and_wait(page, f'#ds-task input[value="{task}"]', "#per-dataset-table",
+                                                       TASK_MARKERS[task], TASK_MARKERS[previous]))
+        page.locator("#tab-sql-button").click()
+        for i in range(trials):
+            page.locator("#sql-query .cm-content").click()
+            page.keyboard.press("Control+A")
+            page.keyboard.insert_text(f"SELECT * FROM v_scores LIMIT {10 + i}")
+            out["sql_round_trip"].append(click_and_wait(page, "#sql-run", "#sql-status", f"{10 + i} rows in"))
+        browser.close()
+    return {name: summarise(values) for name, values in out.items()}
+
+
+def bench_client(url: str, trials: int) -> dict:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    filters = [(["paper"], task, "all", [], ["default"], ["final"], "precision@1") for task in TASK_MARKERS]
+    out: dict[str, list[float]] = {"filter_update": [], "overview_source_switch": [], "sql_round_trip": []}
+    for i in range(trials):
+        out["filter_update"].append(timed(lambda i=i: client.predict(*filters[i % 3], api_name="/per_dataset")))
+        source = ["paper", "demo", "compare"][i % 3]
+        out["overview_source_switch"].append(timed(lambda s=source: client.predict(s, api_name="/overview")))
+        out["sql_round_trip"].append(timed(
+            lambda i=i: client.predict(f"SELECT * FROM v_scores LIMIT {10 + i}", 1000, 5, api_name="/sql")))
+    return {name: summarise(values) for name, values in out.items()}
+
+
+def report(results: dict) -> None:
+    for via, metrics in results.items():
+        for name, r in metrics.items():
+            target = TARGETS_MS.get(name)
+            line = f"{via:>8} {name:<24} median {r['median_ms']:7.1f} ms   p90 {r['p90_ms']:7.1f} ms   (n={r['n']})"
+            if target:
+                r["target_ms"], r["ratio_to_target"] = target, round(r["median_ms"] / target, 3)
+                line += f"   target {target} ms -> {r['ratio_to_target']:.2f}x target"
+            if name == "filter_update":
+                r["times_faster_than_mteb_switch"] = [round(m / r["median_ms"]) for m in MTEB_BENCHMARK_SWITCH_MS]
+                line += f"; MTEB leaderboard switch was {r['times_faster_than_mteb_switch'][0]}-" \
+                        f"{r['times_faster_than_mteb_switch'][1]}x slower"
+            print(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--paper-only", action="store_true", help="leave out the synthetic demo runs")
+    parser.add_argument("--no-browser", action="store_true", help="gradio_client only")
+    args = parser.parse_args()
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    from app import launch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store.duckdb"
+        counts = build_store(store, with_demo=not args.paper_only)
+        blocks, url = launch(store, port=_free_port(), block=False)
+        try:
+            results = {}
+            if not args.no_browser and Path(CHROMIUM).exists():
+                results["browser"] = bench_browser(url, args.trials)
+            elif not args.no_browser:
+                print(f"{CHROMIUM} missing: browser timings skipped")
+            results["client"] = bench_client(url, args.trials)
+        finally:
+            blocks.close()
+    report(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "store": {"content": "paper" if args.paper_only else "paper + synthetic demo runs", **counts},
+        "method": {"browser": "Playwright + headless chromium: user-visible time, including drawing",
+                   "client": "gradio_client: server round trip (queue, handler, serialisation), no drawing"},
+        "targets_ms": TARGETS_MS, "mteb_leaderboard_benchmark_switch_ms": MTEB_BENCHMARK_SWITCH_MS,
+        "results": results,
+    }, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

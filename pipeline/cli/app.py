@@ -1,0 +1,42 @@
+"""`vlmembed app`: serve the dashboard over the results store (building it from the paper first if absent)."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.cli import Command, UserError
+from pipeline.cli._common import add_store_argument, store_path
+
+
+def _add(parser: argparse.ArgumentParser) -> None:
+    add_store_argument(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for every one)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    path = store_path(args)
+    if not path.exists():
+        # The CLI may write; the app never does. A first run gets the paper's numbers to look at.
+        from storage import StoreWriter
+        from storage.paper import import_paper
+
+        with StoreWriter(path) as writer:
+            n = import_paper(writer)
+        print(f"no store at {path} yet: created it with the paper's numbers ({n} runs)")
+
+    from app import launch
+
+    try:
+        launch(path, host=args.host, port=args.port)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {args.host}:{args.port} ({exc}); pick another with --port") from exc
+    return 0
+
+
+COMMAND = Command("app", "serve the dashboard (http://127.0.0.1:7860 by default)", _add, _run,
+                  description="Serve the Gradio dashboard over the results store. If the store does not exist "
+                  "yet it is created with the paper's published numbers first. The dashboard only reads; "
+                  "runs published while it is open appear within seconds.")

@@ -1,0 +1,52 @@
+"""`vlmembed app`: builds a missing store from the paper's numbers, then serves; bad input is a message."""
+
+from __future__ import annotations
+
+import pytest
+
+import app
+from pipeline.cli import main
+from storage import StoreReader
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    calls = []
+    monkeypatch.setattr(app, "launch", lambda path, host, port: calls.append((path, host, port)))
+    return calls
+
+
+def test_missing_store_is_built_from_the_paper_then_served(tmp_path, launched, capsys):
+    path = tmp_path / "sub" / "store.duckdb"
+    assert main(["app", "--store", str(path), "--port", "7999", "--host", "0.0.0.0"]) == 0
+    assert launched == [(path, "0.0.0.0", 7999)]
+    assert StoreReader(path).runs()["source"].eq("paper").sum() == 13
+    assert "created it with the paper's numbers" in capsys.readouterr().out
+
+
+def test_existing_store_is_served_as_it_is(mixed_store_file, launched, capsys):
+    before = mixed_store_file.stat().st_mtime_ns
+    assert main(["app", "--store", str(mixed_store_file)]) == 0
+    assert launched == [(mixed_store_file, "127.0.0.1", 7860)]
+    assert mixed_store_file.stat().st_mtime_ns == before and "created" not in capsys.readouterr().out
+
+
+def test_default_store_path_comes_from_the_environment(tmp_path, monkeypatch, launched):
+    monkeypatch.setenv("VLMEMBED_STORE", str(tmp_path / "env.duckdb"))
+    assert main(["app"]) == 0
+    assert launched[0][0] == tmp_path / "env.duckdb" and (tmp_path / "env.duckdb").exists()
+
+
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_bad_port_is_a_message(tmp_path, launched, capsys, port):
+    assert main(["app", "--store", str(tmp_path / "s.duckdb"), "--port", port]) == 2
+    assert "--port must be between" in capsys.readouterr().err and not launched
+
+
+def test_port_in_use_is_a_message(tmp_path, monkeypatch, capsys):
+    def busy(path, host, port):
+        raise OSError(f"Cannot find empty port in range: {port}-{port}")
+
+    monkeypatch.setattr(app, "launch", busy)
+    assert main(["app", "--store", str(tmp_path / "s.duckdb"), "--port", "7861"]) == 2
+    assert "pick another with --port" in capsys.readouterr().err
