@@ -11,10 +11,14 @@
     [train]                        # any TrainConfig field
     global_batch_size = 32
 
+    [train_by_task.vqa]            # TrainConfig fields that differ for one meta-task
+    max_steps = 450
+
     [[models]]
     name = "LLaVA-NeXT tiny"
     family = "llava_next"
     base = "random:tiny:0"         # or a checkpoint directory / hub id
+    # meta_tasks = ["vqa"]         # only these meta-tasks (an ablation); default: the experiment's
 
 See experiments/paper.toml and experiments/smoke.toml.
 """
@@ -22,7 +26,7 @@ See experiments/paper.toml and experiments/smoke.toml.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +55,7 @@ class ModelEntry:
     variant: str = "default"  # e.g. "bidirectional", "last-token", "vision-unfrozen"
     options: dict = field(default_factory=dict)  # EncoderOptions overrides (pooling, attention, ...)
     train_vision: bool = False
+    meta_tasks: tuple[str, ...] | None = None  # None: every meta-task of the experiment
 
     def __post_init__(self) -> None:
         get_family(self.family)
@@ -58,6 +63,12 @@ class ModelEntry:
         EncoderOptions(**self.options)
         if not self.name.strip():
             raise ValueError("a model entry needs a name")
+        if self.meta_tasks is not None:
+            object.__setattr__(self, "meta_tasks", tuple(self.meta_tasks))
+            bad = set(self.meta_tasks) - set(META_TASKS)
+            if bad or not self.meta_tasks:
+                raise ValueError(f"model {self.name!r}: meta_tasks must be a non-empty subset of {META_TASKS}, "
+                                 f"got {list(self.meta_tasks)}")
 
     @property
     def scale(self) -> str:
@@ -80,6 +91,8 @@ class Experiment:
     models: tuple[ModelEntry, ...]
     data: DataEntry = field(default_factory=DataEntry)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # {meta_task: {TrainConfig field: value}}: per-task settings, e.g. the paper's 300/450/650 steps
+    train_by_task: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Literal["pipeline", "demo"] = "pipeline"
     meta_tasks: tuple[str, ...] = META_TASKS
     zero_shot: bool = False  # also evaluate before training
@@ -101,6 +114,34 @@ class Experiment:
             raise ValueError(f"source must be 'pipeline' or 'demo', got {self.source!r}")
         if self.store_embeddings not in ("all", "pairs", "none"):
             raise ValueError(f"store_embeddings must be all, pairs or none, got {self.store_embeddings!r}")
+        for task in self.train_by_task:
+            if task not in self.meta_tasks:
+                raise ValueError(f"[train_by_task.{task}]: not a meta-task of this experiment {self.meta_tasks}")
+            self.train_for(task)  # unknown or invalid fields fail here, not mid-grid
+        for entry in self.models:
+            outside = set(entry.meta_tasks or ()) - set(self.meta_tasks)
+            if outside:
+                raise ValueError(f"model {entry.name!r} asks for meta-tasks {sorted(outside)} "
+                                 f"that the experiment does not run {self.meta_tasks}")
+
+    def train_for(self, meta_task: str) -> TrainConfig:
+        """The training configuration of one meta-task: [train] with its [train_by_task] overrides."""
+        overrides = dict(self.train_by_task.get(meta_task, {}))
+        if not overrides:
+            return self.train
+        unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
+        if unknown:
+            raise ValueError(f"[train_by_task.{meta_task}]: unknown training options {sorted(unknown)}")
+        if "lora" in overrides:
+            raise ValueError(f"[train_by_task.{meta_task}]: LoRA settings are per experiment; set them in [train]")
+        if "checkpoint_samples" in overrides:
+            overrides["checkpoint_samples"] = tuple(overrides["checkpoint_samples"])
+        return replace(self.train, **overrides)
+
+    def grid(self) -> list[tuple[str, ModelEntry]]:
+        """Every (meta-task, model) the experiment trains, meta-task by meta-task."""
+        return [(task, entry) for task in self.meta_tasks for entry in self.models
+                if entry.meta_tasks is None or task in entry.meta_tasks]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Experiment:
@@ -110,6 +151,11 @@ class Experiment:
                        for m in data.pop("models", []))
         data_entry = DataEntry(**_only_known(DataEntry, data.pop("data", {}), "[data]"))
         train = TrainConfig.from_dict(data.pop("train", {}))
+        if "train_by_task" in data:
+            by_task = data["train_by_task"]
+            if not isinstance(by_task, dict) or not all(isinstance(v, dict) for v in by_task.values()):
+                raise ValueError("train_by_task must be tables of training options, e.g. [train_by_task.vqa]")
+            data["train_by_task"] = {task: dict(v) for task, v in by_task.items()}
         if "meta_tasks" in data:
             data["meta_tasks"] = tuple(data["meta_tasks"])
         return cls(models=models, data=data_entry, train=train, **data)

@@ -121,7 +121,7 @@ class ExperimentRunner:
     # -- identities ----------------------------------------------------------------------
     def run_config(self, entry: ModelEntry, meta_task: str) -> dict[str, Any]:
         return {"experiment": self.exp.name, "model": asdict(entry), "meta_task": meta_task,
-                "data": asdict(self.exp.data), "train": self.exp.train.to_dict()}
+                "data": asdict(self.exp.data), "train": self.exp.train_for(meta_task).to_dict()}
 
     def run_id(self, entry: ModelEntry, meta_task: str, stage: str, samples: int | None) -> str:
         where = "final" if stage == "final" else f"{stage}-{samples}"
@@ -132,21 +132,22 @@ class ExperimentRunner:
         """Run every (model, meta-task) not stored yet; returns the run ids landed."""
         landed: list[str] = []
         with StoreWriter(self.store_path) as writer:
-            for meta_task in self.exp.meta_tasks:
-                data = None
-                for entry in self.exp.models:
-                    if only_models and entry.name not in only_models:
-                        continue
-                    cfg = self.run_config(entry, meta_task)
-                    final_id = self.run_id(entry, meta_task, "final", None)
-                    if writer.has_run(final_id, config_hash(cfg)):
-                        log.info("skipping %s: already stored with this configuration", final_id)
-                        continue
-                    if data is None:
-                        data = load_task_data(self.reader, self.exp.data.selection, meta_task,
-                                              self.exp.data.train_cap, self.exp.data.eval_limit, self.exp.data.seed)
-                        self._register_data(writer, data)
-                    landed += self._run_one(writer, entry, meta_task, data, cfg)
+            loaded: dict[str, TaskData] = {}  # the grid goes meta-task by meta-task: one task's data at a time
+            for meta_task, entry in self.exp.grid():
+                if only_models and entry.name not in only_models:
+                    continue
+                cfg = self.run_config(entry, meta_task)
+                final_id = self.run_id(entry, meta_task, "final", None)
+                if writer.has_run(final_id, config_hash(cfg)):
+                    log.info("skipping %s: already stored with this configuration", final_id)
+                    continue
+                if meta_task not in loaded:
+                    loaded.clear()
+                    loaded[meta_task] = load_task_data(self.reader, self.exp.data.selection, meta_task,
+                                                       self.exp.data.train_cap, self.exp.data.eval_limit,
+                                                       self.exp.data.seed)
+                    self._register_data(writer, loaded[meta_task])
+                landed += self._run_one(writer, entry, meta_task, loaded[meta_task], cfg)
         return landed
 
     def _register_data(self, writer: StoreWriter, data: TaskData) -> None:
@@ -193,7 +194,7 @@ class ExperimentRunner:
                                      checkpoint=str(base_dir)))
         if not data.train:
             raise ValueError(f"{meta_task}: no training pairs (no in-domain dataset with a train split)")
-        trainer = ContrastiveTrainer(encoder, replace(self.exp.train, lora=lora), len(data.train),
+        trainer = ContrastiveTrainer(encoder, replace(self.exp.train_for(meta_task), lora=lora), len(data.train),
                                      _pairs_at(data.train), run_dir / "checkpoints")
         scale_samples = trainer.data_scale_steps()
 
@@ -226,7 +227,7 @@ class ExperimentRunner:
                 recipe = EncoderRecipe(entry.family, entry.base, entry.dtype, dict(entry.options))
                 encoder = recipe.build(device=self.device)
                 stage, samples, where = "zero-shot", 0, entry.base
-            for meta_task in self.exp.meta_tasks:
+            for meta_task in entry.meta_tasks or self.exp.meta_tasks:
                 data = load_task_data(self.reader, self.exp.data.selection, meta_task, self.exp.data.train_cap,
                                       self.exp.data.eval_limit, self.exp.data.seed)
                 self._register_data(writer, data)

@@ -10,7 +10,7 @@ from pipeline.cli._common import add_store_argument, store_path
 
 
 def _add(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", type=Path, help="experiment TOML, e.g. experiments/smoke.toml")
+    parser.add_argument("experiment", type=Path, help="experiment TOML, e.g. experiments/smoke.toml (tiny, CPU) or experiments/paper.toml (the paper, GPU)")
     add_store_argument(parser)
     parser.add_argument("--only", nargs="+", metavar="MODEL", help="run only these model entries (by name)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the experiment's)")
