@@ -39,7 +39,7 @@ from pipeline.results import (
 from pipeline.train.checkpointing import CheckpointInfo, latest_checkpoint
 from pipeline.train.trainer import ContrastivePair, ContrastiveTrainer
 from storage import StoreWriter, config_hash
-from storage.paths import vlmembed_home
+from storage.paths import builtin_bench_dir, vlmembed_home
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def resolve_data_root(root: str, seed: int = 0) -> Path:
     size = root.split(":", 1)[1]
     if size not in ("small", "full"):
         raise ValueError(f"unknown built-in benchmark size {size!r}; use builtin:small or builtin:full")
-    out = vlmembed_home() / "bench" / f"{size}-seed{seed}"
+    out = builtin_bench_dir(size, seed)
     if not (out / "manifest.json").is_file():
         from pipeline.data.builtin import BuildConfig, build_benchmark
 

@@ -11,6 +11,15 @@ def vlmembed_home() -> Path:
     return Path(os.environ.get("VLMEMBED_HOME", Path.home() / ".cache" / "vlmembed")).expanduser()
 
 
+def builtin_bench_dir(size: str, seed: int = 0) -> Path:
+    """Where the built-in benchmark of this size and seed lives: <home>/bench/<size>-seed<seed>.
+
+    `builtin:<size>` data roots read it (and build it there on first use); `vlmembed build-bench`
+    writes it there unless given --out.
+    """
+    return vlmembed_home() / "bench" / f"{size}-seed{seed}"
+
+
 def default_store_path() -> Path:
     """`$VLMEMBED_STORE`, else <home>/store.duckdb."""
     env = os.environ.get("VLMEMBED_STORE")

@@ -7,15 +7,18 @@ from pathlib import Path
 
 from pipeline.cli import Command, UserError
 
-DEFAULT_OUT = Path(".vlmembed/builtin")  # ignored by git; the demo reads it from here
+DEFAULT_IMAGE_SIZE = 64  # BuildConfig's default: what builtin:<size> data roots are built with
+
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder to write (replaced atomically if it holds a previous build)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder to write, replaced atomically if it holds a previous build; unset: "
+                        "$VLMEMBED_HOME/bench/<size>-seed<seed>, the folder the data root builtin:<size> reads")
     p.add_argument("--size", choices=("small", "full"), default="small",
                    help="small: ~300 train pairs and ~100 eval queries per dataset (seconds); full: ~3000 and ~500")
     p.add_argument("--seed", type=int, default=0, help="same seed, byte-identical benchmark")
-    p.add_argument("--image-size", type=int, default=64, help="side of every image in pixels")
+    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help="side of every image in pixels")
     p.add_argument("--only", nargs="+", metavar="DATASET", help="build just these datasets")
     p.add_argument("--list", action="store_true", help="list the datasets and their sources, build nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -37,13 +40,24 @@ def _list() -> int:
     return 0
 
 
+def default_out(args: argparse.Namespace) -> Path:
+    """The folder `builtin:<size>` reads; only a whole, standard build may go there."""
+    from storage.paths import builtin_bench_dir
+
+    if args.only or args.image_size != DEFAULT_IMAGE_SIZE:
+        raise UserError("--only and --image-size build a partial or non-standard benchmark; give --out, "
+                        "so that the data root builtin:<size> keeps the standard one")
+    return builtin_bench_dir(args.size, args.seed)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
     from pipeline.data.builtin import BuildConfig, build_benchmark
 
+    out = args.out if args.out is not None else default_out(args)
     try:
-        config = BuildConfig(out=args.out, size=args.size, seed=args.seed, image_size=args.image_size,
+        config = BuildConfig(out=out, size=args.size, seed=args.seed, image_size=args.image_size,
                              only=tuple(args.only) if args.only else None, progress=not args.no_progress)
         result = build_benchmark(config)
     except (ValueError, KeyError, FileExistsError) as exc:

@@ -195,3 +195,33 @@ def test_bad_build_configs_are_refused(tmp_path: Path, bad):
         BuildConfig(tmp_path, **bad)
     with pytest.raises(KeyError, match="unknown built-in dataset"):
         build_benchmark(BuildConfig(tmp_path / "x", only=("Nope",), progress=False))
+
+
+def test_cli_default_out_is_where_builtin_data_roots_read(monkeypatch):
+    import dataclasses
+    import types
+
+    import pipeline.data.builtin as builtin
+    from pipeline.cli.build_bench import DEFAULT_IMAGE_SIZE
+    from pipeline.runner import resolve_data_root
+
+    written = []
+
+    def fake_build(config):  # records where the CLI would write; building itself is tested above
+        written.append(config.out)
+        Path(config.out).mkdir(parents=True)
+        (Path(config.out) / MANIFEST).write_text("{}")
+        return types.SimpleNamespace(datasets=[], seconds=0.0, out=config.out, skipped={}, failed={},
+                                     missing_sources=[])
+
+    monkeypatch.setattr(builtin, "build_benchmark", fake_build)
+    assert main(["build-bench", "--size", "full", "--seed", "3", "--no-progress"]) == 0
+    # The runner finds that build and does not build again (fake_build would record a second call).
+    assert written == [resolve_data_root("builtin:full", seed=3)]
+    assert {f.name: f.default for f in dataclasses.fields(BuildConfig)}["image_size"] == DEFAULT_IMAGE_SIZE
+
+
+@pytest.mark.parametrize("extra", [["--only", "SceneObject"], ["--image-size", "32"]])
+def test_cli_partial_builds_need_an_explicit_out(extra, capsys):
+    assert main(["build-bench", "--no-progress", *extra]) != 0
+    assert "give --out" in capsys.readouterr().err
