@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
 from pipeline.cli import Command, UserError
 from pipeline.cli._common import add_store_argument, store_path
@@ -12,6 +15,8 @@ def _add(parser: argparse.ArgumentParser) -> None:
     add_store_argument(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for every one)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument("--no-demo", action="store_true",
+                        help="do not build the demo runs in the background when the store lacks them")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -27,16 +32,47 @@ def _run(args: argparse.Namespace) -> int:
             n = import_paper(writer)
         print(f"no store at {path} yet: created it with the paper's numbers ({n} runs)")
 
+    demo = None if args.no_demo else _start_demo(path)
     from app import launch
 
     try:
         launch(path, host=args.host, port=args.port)
     except OSError as exc:
         raise UserError(f"cannot serve on {args.host}:{args.port} ({exc}); pick another with --port") from exc
+    finally:
+        if demo is not None and demo.poll() is None:
+            demo.terminate()  # stored runs stay; the next `vlmembed app` resumes the rest
     return 0
+
+
+def _start_demo(path: Path) -> subprocess.Popen | None:
+    """Build the missing demo runs in a separate process; the dashboard shows them as they land."""
+    from pipeline.demo.build import PRESETS
+    from storage import StoreReader
+    from storage.paths import vlmembed_home
+
+    config = PRESETS["full"]
+    expected = len(config.models) * len(config.meta_tasks)
+    reader = StoreReader(path)
+    try:
+        stored = reader.frame("SELECT count(*) AS n FROM runs WHERE source = 'demo' AND stage = 'final' "
+                              "AND experiment = ?", [config.name])["n"].iloc[0]
+    finally:
+        reader.close()
+    if stored >= expected:
+        return None
+    log_path = vlmembed_home() / "demo.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pipeline.cli", "demo", "--store", str(path), "--no-progress"]
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    print(f"building the demo runs in the background (pid {process.pid}, log {log_path}); "
+          "they appear in the dashboard as they land")
+    return process
 
 
 COMMAND = Command("app", "serve the dashboard (http://127.0.0.1:7860 by default)", _add, _run,
                   description="Serve the Gradio dashboard over the results store. If the store does not exist "
-                  "yet it is created with the paper's published numbers first. The dashboard only reads; "
-                  "runs published while it is open appear within seconds.")
+                  "yet it is created with the paper's published numbers first, and unless --no-demo is given, "
+                  "the demo runs (`vlmembed demo`) are built in a background process. The dashboard only "
+                  "reads; runs published while it is open appear within seconds.")

@@ -253,6 +253,11 @@ class VLMEncoder(nn.Module, ABC):
     # predict (MMaDA's MAGVIT-v2 codes) rather than placeholders replaced by features.
     image_tokens_are_codes: ClassVar[bool] = False
 
+    def image_tokenizer(self) -> tuple[nn.Module, int] | None:
+        """(the discrete image tokenizer, its input image size) for families that have one.
+        The demo fits it as an autoencoder before pretraining; it stays frozen afterwards."""
+        return None
+
     @abstractmethod
     def save_original(self, directory: str) -> None:
         """Write weights, config and tokenizer in the published checkpoint's layout, so that

@@ -219,6 +219,9 @@ class MMaDAEncoder(VLMEncoder):
         self.lm.rotary_emb = LlamaRotaryEmbedding(self.lm.config)  # non-persistent: rebuild off meta
         self.vq_model.requires_grad_(False)
 
+    def image_tokenizer(self) -> tuple[nn.Module, int]:
+        return self.vq_model, self.mmada_config.magvit.image_size
+
     def save_original(self, directory: str) -> None:
         """LLaDA-named sharded safetensors + MMaDA config.json + tokenizer in `directory`, and
         MAGVIT-v2 (config.json + pytorch_model.bin) in `directory/magvitv2/`."""
