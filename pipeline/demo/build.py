@@ -180,7 +180,7 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
             tick = time.perf_counter()
             from pipeline.analysis.store_projections import project_store
 
-            project_store(store, run_ids=landed, method=config.project_method)
+            project_store(store, run_ids=landed, methods=(config.project_method,), progress=progress)
             report.seconds[f"{model.family}:project"] = time.perf_counter() - tick
         report.runs += landed
         if on_model_done:
