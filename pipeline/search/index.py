@@ -37,10 +37,7 @@ def top_k(matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np
         raise ValueError(f"query has {q.shape[0]} dimensions, the candidates {matrix.shape[1]}")
     scores = matrix @ q  # (N,)
     k = min(k, len(scores))
-    if k < len(scores):
-        part = np.argpartition(-scores, k - 1)[:k]
-    else:
-        part = np.arange(len(scores))
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
     order = part[np.lexsort((part, -scores[part]))]  # by score, then by row for ties
     return order, scores[order]
 
