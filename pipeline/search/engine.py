@@ -125,7 +125,10 @@ class _StoreView:
 
 
 def _none_if_nan(value):
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+    """None for a missing value of any kind (None, NaN, pandas NA / NaT)."""
+    if value is None or (not isinstance(value, (bytes, bytearray, str, list, dict)) and pd.isna(value)):
+        return None
+    return value
 
 
 class SearchEngine:
