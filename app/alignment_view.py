@@ -191,7 +191,7 @@ def metric_lines(alignment: pd.DataFrame, dataset: str, runs: pd.DataFrame) -> g
     for i, name in enumerate(names, start=1):
         for j, (model, group) in enumerate(rows[rows["metric"] == name].groupby("label_model", sort=False)):
             group = group.sort_values("train_samples")
-            fig.add_trace(go.Scatter(x=group["train_samples"], y=group["value"], mode="lines+markers", name=model,
+            fig.add_trace(go.Scatter(x=group["train_samples"].tolist(), y=group["value"].tolist(), mode="lines+markers", name=model,
                                      legendgroup=model, showlegend=i == 1, line=dict(color=COLOURS[j % 2])),
                           row=1, col=i)
     fig.update_layout(template="plotly_white", height=300, margin=dict(l=40, r=20, t=50, b=40),

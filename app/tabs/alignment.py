@@ -53,10 +53,10 @@ def resolve(data: av.AlignmentData, values: dict) -> dict:
         out[f"stages_{side}"] = stages
         out[f"stage_{side}"] = stage if stage in [r for _, r in stages] else (stages[-1][1] if stages else None)
     try:
-        n = int(values.get("pairs") or DEFAULT_PAIRS)
+        n = float(values.get("pairs") or DEFAULT_PAIRS)
     except (TypeError, ValueError):
         n = DEFAULT_PAIRS
-    out["pairs"] = min(max(n, 3), MAX_PAIRS)
+    out["pairs"] = DEFAULT_PAIRS if n != n else int(min(max(n, 3), MAX_PAIRS))  # n != n: NaN
     return out
 
 
