@@ -1,0 +1,86 @@
+"""A real browser (Debian's headless chromium via Playwright) on the Alignment and Live
+retrieval tabs: hover cards on the maps, and an uploaded image answered by every model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from app import launch
+from tests.app.helpers import free_port
+from tests.app.test_browser import CHROMIUM, _chromium_or_skip
+
+SCREENSHOT_DIR = os.environ.get("VLMEMBED_SCREENSHOTS")
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def served(embedded_store, tmp_path):
+    _chromium_or_skip()
+    path = tmp_path / "store.duckdb"
+    shutil.copyfile(embedded_store.path, path)
+    blocks, url = launch(path, port=free_port(), block=False, poll_s=0.5)
+    yield url
+    blocks.close()
+
+
+@pytest.fixture
+def page_and_requests(served):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless=new"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        requests: list[str] = []
+        context.on("request", lambda r: requests.append(r.url))
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page, requests
+        browser.close()
+
+
+def _shot(page, tmp_path, name: str) -> None:
+    shot = Path(SCREENSHOT_DIR or tmp_path) / name
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_upload_an_image_and_see_every_model(served, page_and_requests, embedded_store, tmp_path):
+    page, requests = page_and_requests
+
+    # Alignment: two maps of the same pairs; hovering a query shows its thumbnail.
+    page.goto(served + "?tab=alignment")
+    maps = page.locator("#alignment-maps .vm-map")
+    maps.nth(1).wait_for()
+    assert maps.count() == 2
+    point = page.locator("#alignment-maps .vm-q").first
+    card = point.locator(".vm-card")
+    assert not card.is_visible()
+    point.hover()
+    card.locator("img").wait_for(state="visible")
+    _shot(page, tmp_path, "alignment.png")
+
+    # Live retrieval: upload a stored eval image; every model answers, the gold item is marked.
+    page.get_by_role("tab", name="Live retrieval").click()
+    page.locator("#search-image input[type=file]").set_input_files(str(embedded_store.eval_image(5)))
+    page.locator("#search-instruction textarea").fill("Identify the colour of the square")
+    page.wait_for_timeout(500)  # let the upload finish before searching
+    page.locator("#search-go").click()
+    page.locator("#search-status").get_by_text("2 of 2 models answered").wait_for()
+    columns = page.locator("#search-results .sv-col")
+    assert columns.count() == 2
+    for i in range(2):
+        assert columns.nth(i).locator(".sv-hit").count() == 8  # the whole pool: eight colour names
+    assert "stored query 5 of Colours" in page.locator("#search-status").inner_text()
+    assert page.locator("#search-maps .vm-star").count() == 2
+    _shot(page, tmp_path, "search.png")
+
+    origin = urlparse(served).netloc
+    outside = sorted({r for r in requests if urlparse(r).netloc != origin and not r.startswith(("data:", "blob:"))})
+    assert not outside, f"requests left the local server: {outside}"
