@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 MAX_UNIFORMITY_POINTS = 4000  # uniformity is O(n^2); a fixed-seed sample keeps it cheap
+RECALL_BLOCK = 1024  # query rows per similarity block in recall_at_1
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -58,8 +59,10 @@ def recall_at_1(queries: np.ndarray, targets: np.ndarray, query_ids: Sequence | 
     gold = set(zip(q_ids.tolist(), t_ids.tolist(), strict=True))
     q_first = np.unique(q_ids, return_index=True)[1]
     t_first = np.unique(t_ids, return_index=True)[1]
-    sims = _unit(queries[q_first]) @ _unit(targets[t_first]).T
-    found = t_ids[t_first][np.argmax(sims, axis=1)]
+    q, t = _unit(queries[q_first]), _unit(targets[t_first])
+    # in blocks of rows, so 10k x 10k pairs never hold the whole similarity matrix
+    nearest = np.concatenate([np.argmax(q[i:i + RECALL_BLOCK] @ t.T, axis=1) for i in range(0, len(q), RECALL_BLOCK)])
+    found = t_ids[t_first][nearest]
     hits = [(q, t) in gold for q, t in zip(q_ids[q_first].tolist(), found.tolist(), strict=True)]
     return float(np.mean(hits) * 100.0)
 
