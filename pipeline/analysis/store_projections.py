@@ -140,13 +140,20 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="project", unit="map", disable=not enabled)
 
 
-def project_store(store_path: str | os.PathLike, run_ids: Sequence[str] | None = None,
+def project_store(store: str | os.PathLike | StoreWriter, run_ids: Sequence[str] | None = None,
                   methods: Sequence[str] = ("umap",), datasets: Sequence[str] | None = None,
                   max_pairs: int = 1000, seed: int = 0, progress: bool = True) -> int:
     """Project and measure every (run, dataset) asked for; returns the number of
-    (run, dataset, method) projections written. The store is published after each run."""
+    (run, dataset, method) projections written.
+
+    `store` is a store path (a writer is opened and the store published after each run, so
+    the dashboard shows each run as soon as it is done) or an open `StoreWriter` (its owner
+    publishes; the runs to project must already be published, because they are read from
+    the store file). One process can hold only one writer of a store, hence the second form.
+    """
     methods = _check_methods(methods)
-    reader = StoreReader(store_path)
+    path = store.path if isinstance(store, StoreWriter) else store
+    reader = StoreReader(path)
     runs = select_runs(reader, run_ids)
     catalogue = reader.datasets().set_index("dataset")
     if datasets:
@@ -154,26 +161,41 @@ def project_store(store_path: str | os.PathLike, run_ids: Sequence[str] | None =
         if unknown:
             raise ProjectionInputError(f"unknown dataset(s) {unknown}; stored: {', '.join(catalogue.index)}")
     work = {run: [d for d in reader.run_datasets(run) if not datasets or d in datasets] for run in runs["run_id"]}
+    own = not isinstance(store, StoreWriter)
+    writer = StoreWriter(path) if own else store
+    try:
+        with _progress(sum(map(len, work.values())), progress) as bar:
+            written = _project_runs(reader, writer, work, catalogue, methods, max_pairs, seed, bar, publish=own)
+    except BaseException:
+        if own:
+            writer.abort()
+        raise
+    if own:
+        writer.publish()
+    return written
+
+
+def _project_runs(reader: StoreReader, writer: StoreWriter, work: dict[str, list[str]], catalogue: pd.DataFrame,
+                  methods: list[str], max_pairs: int, seed: int, bar, publish: bool) -> int:
     samples: dict[str, PairSample] = {}
     written = 0
-    with StoreWriter(store_path) as writer, _progress(sum(map(len, work.values())), progress) as bar:
-        for run_id, names in work.items():
-            for dataset in names:
-                if dataset not in samples:
-                    samples[dataset] = sample_pairs(dataset, reader.pairs(dataset), max_pairs, seed)
-                sample = samples[dataset]
-                ids, vecs = reader.embeddings(run_id, sample.query_items + sample.gold_items)
-                info = catalogue.loc[dataset]
-                result = project_pairs(sample, ids, vecs, methods, seed, info["query_modality"],
-                                       info["target_modality"])
-                bar.update(1)
-                bar.set_postfix_str(dataset)
-                if result is None:
-                    log.warning("%s / %s: fewer than %d embedded pairs; nothing to project", run_id, dataset, MIN_PAIRS)
-                    continue
-                for method, xy in result.xy.items():
-                    writer.set_projection(run_id, dataset, method, result.item_ids, result.roles, xy)
-                    written += 1
-                writer.set_alignment(run_id, dataset, result.metrics)
+    for run_id, names in work.items():
+        for dataset in names:
+            if dataset not in samples:
+                samples[dataset] = sample_pairs(dataset, reader.pairs(dataset), max_pairs, seed)
+            sample = samples[dataset]
+            ids, vecs = reader.embeddings(run_id, sample.query_items + sample.gold_items)
+            info = catalogue.loc[dataset]
+            result = project_pairs(sample, ids, vecs, methods, seed, info["query_modality"], info["target_modality"])
+            bar.update(1)
+            bar.set_postfix_str(dataset)
+            if result is None:
+                log.warning("%s / %s: fewer than %d embedded pairs; nothing to project", run_id, dataset, MIN_PAIRS)
+                continue
+            for method, xy in result.xy.items():
+                writer.set_projection(run_id, dataset, method, result.item_ids, result.roles, xy)
+                written += 1
+            writer.set_alignment(run_id, dataset, result.metrics)
+        if publish:
             writer.publish(keep_open=True)  # the dashboard shows each run as soon as it is done
     return written

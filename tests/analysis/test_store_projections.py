@@ -29,8 +29,8 @@ def test_every_run_and_dataset_is_projected_on_the_same_pairs(embedded_store):
     assert set(projected["method"]) == set(METHODS)
     assert set(projected["dataset"]) == {"Colours", "ColoursOOD"}
     for dataset in ("Colours", "ColoursOOD"):
-        point_sets = {frozenset(zip(reader.projection(r, dataset, "umap")["item_id"],
-                                    reader.projection(r, dataset, "umap")["role"], strict=True))
+        point_sets = {frozenset(zip(reader.projection(r, dataset, "tsne")["item_id"],
+                                    reader.projection(r, dataset, "tsne")["role"], strict=True))
                       for r in embedded_store.runs}
         assert len(point_sets) == 1  # every run drawn on the same points
         points = reader.projection(embedded_store.runs[0], dataset, "pca")
@@ -78,12 +78,12 @@ def test_pair_sample_is_seeded_and_independent_of_runs():
 
 def test_cli_projects_one_run_with_one_method(writable_store, embedded_store, capsys):
     run = embedded_store.finals[0]
-    assert main(["project", "--store", str(writable_store), "--run", run, "--method", "tsne", "--no-progress",
+    assert main(["project", "--store", str(writable_store), "--run", run, "--method", "pca", "--no-progress",
                  "--max-pairs", "5"]) == 0
     assert "2 projections" in capsys.readouterr().out
     reader = StoreReader(writable_store)
-    tsne = reader.projected().query("method == 'tsne'")
-    assert set(tsne["run_id"]) == {run} and set(tsne["n_queries"]) == {5}
+    pca = reader.projected().query("method == 'pca'")
+    assert set(pca.query("n_queries == 5")["run_id"]) == {run} and set(pca.query("run_id != @run")["n_queries"]) == {16}
     assert reader.alignment([run]).query("metric == 'n_pairs'")["value"].tolist() == [5.0, 5.0]
 
 
@@ -104,3 +104,15 @@ def test_runs_without_embeddings_are_refused(paper_store, capsys):
     run = StoreReader(paper_store).runs()["run_id"].iloc[0]
     assert main(["project", "--store", str(paper_store), "--run", run]) == 2
     assert "stored no embeddings" in capsys.readouterr().err
+
+
+def test_project_into_an_open_writer_publishes_with_its_owner(writable_store, embedded_store):
+    from storage import StoreWriter
+
+    run = embedded_store.finals[1]
+    with StoreWriter(writable_store) as writer:
+        assert project_store(writer, run_ids=[run], methods=["pca"], datasets=["Colours"], max_pairs=4,
+                             progress=False) == 1
+        assert 4 not in set(StoreReader(writable_store).projected()["n_queries"])  # not published yet
+    shrunk = StoreReader(writable_store).projected().query("n_queries == 4")
+    assert shrunk[["run_id", "dataset", "method"]].values.tolist() == [[run, "Colours", "pca"]]

@@ -33,7 +33,7 @@ def frame(payload: dict) -> pd.DataFrame:
     return pd.DataFrame(payload["data"], columns=payload["headers"])
 
 
-def alignment(client, dataset="Colours", method="umap", model_a=None, stage_a=None, model_b=None, stage_b=None,
+def alignment(client, dataset="Colours", method=None, model_a=None, stage_a=None, model_b=None, stage_b=None,
               pairs=150):
     out = client.predict(dataset, method, model_a, stage_a, model_b, stage_b, pairs, api_name="/alignment")
     return {"controls": out[:7], "maps": out[7], "table": frame(out[8]), "lines": out[9], "caption": out[10]}
@@ -86,7 +86,7 @@ def test_alignment_values_from_a_url_are_checked(embedded_store):
     assert resolve(data, {"pairs": "-4"})["pairs"] == 3
     assert resolve(data, {"pairs": "1e9"})["pairs"] == MAX_PAIRS
     assert resolve(data, {"pairs": "many", "method": "mds"})["pairs"] == DEFAULT_PAIRS
-    assert resolve(data, {"method": "mds"})["method"] == "umap"
+    assert resolve(data, {"method": "mds"})["method"] == "tsne"  # the first stored, in umap, tsne, pca order
 
 
 def test_alignment_metric_lines_cover_every_stage(served):
