@@ -19,7 +19,7 @@ from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
 
 KEYS = ("dataset", "method", "model_a", "stage_a", "model_b", "stage_b", "pairs")
-DEFAULT_PAIRS, MAX_PAIRS = 150, 1000
+DEFAULT_PAIRS, MAX_PAIRS = 20, 1000  # the paper's Figure 4 draws 20 pairs
 NO_MAPS = ("No 2-D maps in this store yet. Store embeddings with a run (`store_embeddings = \"all\"` in the "
            "experiment TOML), then run `vlmembed project` to compute the maps and alignment metrics.")
 
