@@ -154,3 +154,17 @@ def test_twenty_simultaneous_queries_all_get_answers(served):
         assert "2 of 2 models answered" in status, status
         assert raw["query"] == f"text '{words[i % 10]} square {i}'"
     assert _rss_mb() - peak < 200  # a second burst reuses the loaded encoders and caches
+
+
+def test_a_store_without_embeddings_explains_what_to_run(mixed_store_file, tmp_path):
+    path = tmp_path / "store.duckdb"
+    shutil.copyfile(mixed_store_file, path)
+    blocks, url = launch(path, port=free_port(), block=False)
+    try:
+        client = Client(url, verbose=False)
+        out = client.predict(None, None, None, None, None, None, 20, api_name="/alignment")
+        assert "No 2-D maps in this store yet" in out[7] and "vlmembed project" in out[7]
+        status, results, _, raw = client.predict(None, "red", "", "all", [], 3, api_name="/search")
+        assert status.startswith("⚠️") and "has stored embeddings" in status and "error" in raw
+    finally:
+        blocks.close()

@@ -12,7 +12,7 @@ import pytest
 
 from app import launch
 from tests.app.helpers import free_port
-from tests.app.test_browser import CHROMIUM, _chromium_or_skip
+from tests.app.test_browser import _chromium_or_skip, browser_page  # noqa: F401 - a fixture (page, requests)
 
 SCREENSHOT_DIR = os.environ.get("VLMEMBED_SCREENSHOTS")
 
@@ -29,21 +29,6 @@ def served(embedded_store, tmp_path):
     blocks.close()
 
 
-@pytest.fixture
-def page_and_requests(served):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless=new"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        requests: list[str] = []
-        context.on("request", lambda r: requests.append(r.url))
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        yield page, requests
-        browser.close()
-
-
 def _shot(page, tmp_path, name: str) -> None:
     shot = Path(SCREENSHOT_DIR or tmp_path) / name
     shot.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +36,8 @@ def _shot(page, tmp_path, name: str) -> None:
     assert shot.stat().st_size > 10_000
 
 
-def test_upload_an_image_and_see_every_model(served, page_and_requests, embedded_store, tmp_path):
-    page, requests = page_and_requests
+def test_upload_an_image_and_see_every_model(served, browser_page, embedded_store, tmp_path):  # noqa: F811
+    page, requests = browser_page
 
     # Alignment: two maps of the same pairs; hovering a query shows its thumbnail.
     page.goto(served + "?tab=alignment")
