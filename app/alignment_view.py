@@ -183,10 +183,9 @@ def metric_lines(alignment: pd.DataFrame, dataset: str, runs: pd.DataFrame) -> g
     """Each metric across training stages (x: training samples), one line per model."""
     rows = alignment[(alignment["dataset"] == dataset) & alignment["run_id"].isin(runs["run_id"])]
     rows = rows.merge(runs.drop_duplicates("run_id")[["run_id", "label_model"]], on="run_id")
-    names = [m for m in LINE_METRICS if m in set(rows["metric"])]
-    names += [m for m in ("i2t_recall@1", "t2i_recall@1", "q2t_recall@1", "t2q_recall@1")
-              if m in set(rows["metric"]) and len(names) < 6 and not (m.startswith(("q2t", "t2q"))
-                                                                       and "i2t_recall@1" in set(rows["metric"]))]
+    present = set(rows["metric"])
+    recalls = ["i2t_recall@1", "t2i_recall@1"] if "i2t_recall@1" in present else ["q2t_recall@1", "t2q_recall@1"]
+    names = [m for m in [*LINE_METRICS, *recalls] if m in present]
     fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=[METRICS[m] for m in names])
     for i, name in enumerate(names, start=1):
         for j, (model, group) in enumerate(rows[rows["metric"] == name].groupby("label_model", sort=False)):

@@ -116,9 +116,11 @@ def build(ctx: Context) -> None:
                 p.number("k", DEFAULT_K, 1, MAX_K), p.text("text"), p.text("instruction"))
 
     inputs = [image, text, instruction, pool, models, k]
-    go.click(search, inputs, [status, results, maps, raw], api_name="search", concurrency_limit=CONCURRENCY)
+    # One queue for the button and Enter in the text box: at most CONCURRENCY searches at a time.
+    go.click(search, inputs, [status, results, maps, raw], api_name="search", concurrency_limit=CONCURRENCY,
+             concurrency_id="live-search")
     text.submit(search, inputs, [status, results, maps, raw], api_visibility="private",
-                concurrency_limit=CONCURRENCY)
+                concurrency_limit=CONCURRENCY, concurrency_id="live-search")
     pool.input(pool_instruction, [pool], [instruction], api_name="search_instruction", queue=False)
     ctx.on_load(restore, [pool, models, k, text, instruction])
     ctx.on_new_data(refresh, [pool, models], [pool, models])

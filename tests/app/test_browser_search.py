@@ -51,6 +51,12 @@ def test_upload_an_image_and_see_every_model(served, browser_page, embedded_stor
     card.locator("img").wait_for(state="visible")
     _shot(page, tmp_path, "alignment.png")
 
+    # A copied link restores the view: method, sample size and the URL's stage.
+    page.goto(served + "?tab=alignment&method=pca&pairs=5")
+    page.locator("#al-caption").get_by_text("5 of 16 pairs").wait_for()
+    assert page.locator("#alignment-maps .vm-map").first.locator(".vm-q").count() == 5
+    assert page.locator("#al-method").get_by_label("pca").is_checked()
+
     # Live retrieval: upload a stored eval image; every model answers, the gold item is marked.
     page.get_by_role("tab", name="Live retrieval").click()
     page.locator("#search-image input[type=file]").set_input_files(str(embedded_store.eval_image(5)))
