@@ -53,8 +53,9 @@ def choices(store: StoreCache) -> tuple[list, list, list[str]]:
 
 
 def run_search(store: StoreCache, image: str | None, text: str | None, instruction: str | None, pool: str | None,
-               run_ids: list[str] | None, k: float | None) -> tuple[str, str, str, dict]:
-    """(status, results HTML, maps HTML, JSON); never raises for bad input."""
+               run_ids: list[str] | None, k: float | None) -> tuple:
+    """(status, results HTML, maps HTML, JSON, the query image as the models get it (upright RGB) or None);
+    never raises for bad input."""
     empty = ('<div id="search-results"></div>', '<div id="search-maps"></div>')
     try:
         engine = engine_for(store)
@@ -63,11 +64,12 @@ def run_search(store: StoreCache, image: str | None, text: str | None, instructi
         result = engine.search(query, run_ids=run_ids or None, dataset=dataset,
                                k=int(min(max(k or DEFAULT_K, 1), MAX_K)))
     except (QueryError, StoreError) as exc:
-        return f"⚠️ {exc}", *empty, {"error": str(exc)}
+        return f"⚠️ {exc}", *empty, {"error": str(exc)}, None
     except Exception as exc:  # noqa: BLE001 - one failed query must not take the tab down
         log.exception("live search failed")
-        return f"⚠️ The search failed: {type(exc).__name__}: {exc}", *empty, {"error": str(exc)}
-    return sv.status_line(result), sv.results_html(result), sv.maps_html(engine, result), result.to_dict()
+        return f"⚠️ The search failed: {type(exc).__name__}: {exc}", *empty, {"error": str(exc)}, None
+    return (sv.status_line(result), sv.results_html(result), sv.maps_html(engine, result), result.to_dict(),
+            query.image)
 
 
 def build(ctx: Context) -> None:
@@ -77,7 +79,11 @@ def build(ctx: Context) -> None:
                 "and the ★ shows where the query lands on each model's map.")
     with gr.Row():
         with gr.Column(scale=1):
+            # A file, not gr.Image: the upload reaches our checks (open_image) unopened, so a broken
+            # file is our message rather than a Gradio error; the preview shows what the models got.
             image = gr.File(label="Query image (optional)", type="filepath", elem_id="search-image")
+            seen = gr.Image(label="As the models see it (upright RGB)", type="pil", interactive=False,
+                            elem_id="search-seen", height=160)
         with gr.Column(scale=2):
             text = gr.Textbox(label="Query text (optional)", lines=2, elem_id="search-text")
             instruction = gr.Textbox(label="Instruction", elem_id="search-instruction",
@@ -117,9 +123,9 @@ def build(ctx: Context) -> None:
 
     inputs = [image, text, instruction, pool, models, k]
     # One queue for the button and Enter in the text box: at most CONCURRENCY searches at a time.
-    go.click(search, inputs, [status, results, maps, raw], api_name="search", concurrency_limit=CONCURRENCY,
+    go.click(search, inputs, [status, results, maps, raw, seen], api_name="search", concurrency_limit=CONCURRENCY,
              concurrency_id="live-search")
-    text.submit(search, inputs, [status, results, maps, raw], api_visibility="private",
+    text.submit(search, inputs, [status, results, maps, raw, seen], api_visibility="private",
                 concurrency_limit=CONCURRENCY, concurrency_id="live-search")
     pool.input(pool_instruction, [pool], [instruction], api_name="search_instruction", queue=False)
     ctx.on_load(restore, [pool, models, k, text, instruction])

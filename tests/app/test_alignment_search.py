@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 from gradio_client import Client, handle_file
+from PIL import Image
 
 from app import launch
 from tests.app.helpers import free_port
@@ -100,7 +101,7 @@ def test_alignment_metric_lines_cover_every_stage(served):
 
 def test_search_image_upload_shows_every_model_with_gold_and_map(served, embedded_store):
     assert served.predict("Colours", api_name="/search_instruction") == INSTRUCTION
-    status, results, maps, raw = served.predict(handle_file(str(embedded_store.eval_image(3))), "", INSTRUCTION,
+    status, results, maps, raw, _ = served.predict(handle_file(str(embedded_store.eval_image(3))), "", INSTRUCTION,
                                                 "Colours", [], 5, api_name="/search")
     assert "2 of 2 models answered" in status and "stored query 3 of Colours" in status
     assert results.count('class="sv-col"') == 2 and results.count('class="sv-hit') == 10
@@ -113,7 +114,7 @@ def test_search_image_upload_shows_every_model_with_gold_and_map(served, embedde
 
 
 def test_search_text_in_the_whole_store(served):
-    status, results, _, raw = served.predict(None, "red", "", "all", [], 3, api_name="/search")
+    status, results, _, raw, _ = served.predict(None, "red", "", "all", [], 3, api_name="/search")
     assert "2 of 2" in status and raw["pool"] == "all"
     assert all(len(r["hits"]) == 3 for r in raw["runs"]) and "red" in results
 
@@ -121,14 +122,17 @@ def test_search_text_in_the_whole_store(served):
 def test_every_bad_input_gets_a_message_and_the_app_keeps_serving(served, tmp_path):
     uploads = write_bad_inputs(tmp_path)
     for name, fragment in UNUSABLE.items():
-        status, results, _, raw = served.predict(handle_file(str(uploads[name])), "", "", "all", [], 3,
+        status, results, _, raw, _ = served.predict(handle_file(str(uploads[name])), "", "", "all", [], 3,
                                                  api_name="/search")
         assert status.startswith("⚠️") and fragment in status, (name, status)
         assert "sv-col" not in results and "error" in raw
     for name in AWKWARD:
-        status, _, _, raw = served.predict(handle_file(str(uploads[name])), "", "", "all", [], 3, api_name="/search")
+        status, _, _, raw, seen = served.predict(handle_file(str(uploads[name])), "", "", "all", [], 3,
+                                                 api_name="/search")
         assert "2 of 2 models answered" in status, (name, status)
         assert f"{AWKWARD[name][0]}x{AWKWARD[name][1]}" in raw["query"]
+        with Image.open(seen) as shown:  # the preview is what the models got: upright RGB
+            assert shown.size == AWKWARD[name] and shown.mode == "RGB"
     status, *_ = served.predict(None, "  ", "Represent it", "all", [], 3, api_name="/search")
     assert "empty query" in status
     status, *_ = served.predict(None, "blue", "", "all", [], 3, api_name="/search")
@@ -150,7 +154,7 @@ def test_twenty_simultaneous_queries_all_get_answers(served):
     peak = _rss_mb()
     with ThreadPoolExecutor(20) as pool:
         second = list(pool.map(ask, range(20, 40)))
-    for i, (status, _, _, raw) in enumerate(first + second):
+    for i, (status, _, _, raw, _) in enumerate(first + second):
         assert "2 of 2 models answered" in status, status
         assert raw["query"] == f"text '{words[i % 10]} square {i}'"
     assert _rss_mb() - peak < 200  # a second burst reuses the loaded encoders and caches
@@ -164,7 +168,7 @@ def test_a_store_without_embeddings_explains_what_to_run(mixed_store_file, tmp_p
         client = Client(url, verbose=False)
         out = client.predict(None, None, None, None, None, None, 20, api_name="/alignment")
         assert "No 2-D maps in this store yet" in out[7] and "vlmembed project" in out[7]
-        status, results, _, raw = client.predict(None, "red", "", "all", [], 3, api_name="/search")
+        status, results, _, raw, _ = client.predict(None, "red", "", "all", [], 3, api_name="/search")
         assert status.startswith("⚠️") and "has stored embeddings" in status and "error" in raw
     finally:
         blocks.close()

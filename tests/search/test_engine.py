@@ -133,3 +133,11 @@ def test_cli_search_prints_every_models_top_k(embedded_store, capsys):
     assert text.count("== ") == 2 and "+" in text
     assert main(["search", "--store", str(embedded_store.path)]) == 2
     assert "empty query" in capsys.readouterr().err
+
+
+def test_cli_search_refuses_a_bad_image_in_one_line(embedded_store, tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    assert main(["search", "--store", str(embedded_store.path), "--image", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "image not usable" in err and "notes.png" in err
