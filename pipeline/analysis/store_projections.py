@@ -141,8 +141,8 @@ def _progress(total: int, enabled: bool):
 
 
 def project_store(store: str | os.PathLike | StoreWriter, run_ids: Sequence[str] | None = None,
-                  methods: Sequence[str] = ("umap",), datasets: Sequence[str] | None = None,
-                  max_pairs: int = 1000, seed: int = 0, progress: bool = True) -> int:
+                  methods: Sequence[str] | str = ("umap",), datasets: Sequence[str] | None = None,
+                  max_pairs: int = 1000, seed: int = 0, progress: bool = True, method: str | None = None) -> int:
     """Project and measure every (run, dataset) asked for; returns the number of
     (run, dataset, method) projections written.
 
@@ -150,8 +150,11 @@ def project_store(store: str | os.PathLike | StoreWriter, run_ids: Sequence[str]
     the dashboard shows each run as soon as it is done) or an open `StoreWriter` (its owner
     publishes; the runs to project must already be published, because they are read from
     the store file). One process can hold only one writer of a store, hence the second form.
+    `method="umap"` is short for `methods=("umap",)`.
     """
-    methods = _check_methods(methods)
+    if method is not None:
+        methods = (method,)
+    methods = _check_methods([methods] if isinstance(methods, str) else methods)
     path = store.path if isinstance(store, StoreWriter) else store
     reader = StoreReader(path)
     runs = select_runs(reader, run_ids)

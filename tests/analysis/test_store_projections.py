@@ -111,7 +111,7 @@ def test_project_into_an_open_writer_publishes_with_its_owner(writable_store, em
 
     run = embedded_store.finals[1]
     with StoreWriter(writable_store) as writer:
-        assert project_store(writer, run_ids=[run], methods=["pca"], datasets=["Colours"], max_pairs=4,
+        assert project_store(writer, run_ids=[run], method="pca", datasets=["Colours"], max_pairs=4,
                              progress=False) == 1
         assert 4 not in set(StoreReader(writable_store).projected()["n_queries"])  # not published yet
     shrunk = StoreReader(writable_store).projected().query("n_queries == 4")
