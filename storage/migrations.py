@@ -27,9 +27,12 @@ def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
     if "meta" not in tables:
         return 0 if tables else None  # tables but no meta: a pre-release layout
-    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
+    # fetchall, not fetchone: an unfinished result makes DuckDB refuse the connection's next
+    # `register` (StoreWriter._missing_items, the first call of add_run on a reopened store)
+    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    if not rows:
         return 0
+    row = rows[0]
     try:
         return int(row[0])
     except ValueError:

@@ -189,6 +189,13 @@ class StoreReader:
             df = self.frame("SELECT DISTINCT item_id FROM dataset_items WHERE role = 'target' ORDER BY item_id")
         return df["item_id"].tolist()
 
+    def dataset_items(self, role: str | None = None) -> pd.DataFrame:
+        """(dataset, item_id, role) of every stored eval item, optionally of one role ('query' / 'target')."""
+        if role is None:
+            return self.frame("SELECT dataset, item_id, role FROM dataset_items ORDER BY dataset, item_id")
+        return self.frame("SELECT dataset, item_id, role FROM dataset_items WHERE role = ? ORDER BY dataset, item_id",
+                          [role])
+
     def embeddings(self, run_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
         """(item ids, (N, D) float32) of a run, optionally for given items only."""
         cur = self.cursor()
@@ -210,13 +217,46 @@ class StoreReader:
         return ids, vecs
 
     def embedded_runs(self) -> pd.DataFrame:
-        """Runs that stored embeddings, with their dimension (for live search)."""
+        """Runs that stored embeddings, with their dimension and how to rebuild their encoder (live search)."""
         return self.frame(
-            "SELECT r.run_id, r.model, r.source, r.label, r.stage, r.train_samples, r.train_task, r.checkpoint, "
-            "m.family, m.paradigm, m.scale, any_value(e.dim) AS dim, count(*) AS n_items "
+            "SELECT r.run_id, r.model, r.source, r.label, r.experiment, r.variant, r.stage, r.train_samples, "
+            "r.train_task, r.checkpoint, r.config, r.finished_at, m.family, m.paradigm, m.scale, "
+            "any_value(e.dim) AS dim, count(*) AS n_items "
             "FROM embeddings e JOIN runs r USING (run_id) JOIN models m USING (model) "
-            "WHERE r.status = 'complete' GROUP BY ALL ORDER BY r.model, r.train_samples NULLS LAST"
+            "WHERE r.status = 'complete' GROUP BY ALL ORDER BY r.model, r.train_samples NULLS LAST, r.run_id"
         )
+
+    def run_datasets(self, run_id: str) -> list[str]:
+        """Datasets a run was evaluated on that have stored eval rows (queries and gold targets)."""
+        df = self.frame("SELECT DISTINCT dataset FROM scores WHERE run_id = ? "
+                        "AND dataset IN (SELECT dataset FROM dataset_rows) ORDER BY dataset", [run_id])
+        return df["dataset"].tolist()
+
+    def eval_queries(self) -> pd.DataFrame:
+        """Every stored eval query with its gold item, keyed by content: instruction, text and the
+        md5 of its thumbnail (thumbnails are made the same way from the same pixels, so an uploaded
+        copy of a stored query image has the same one)."""
+        return self.frame(
+            "SELECT r.dataset, r.row_idx, r.query_item, r.candidates[1] AS gold_item, "
+            "coalesce(q.instruction, '') AS instruction, q.text, md5(q.thumbnail) AS thumbnail_md5 "
+            "FROM dataset_rows r JOIN items q ON q.item_id = r.query_item ORDER BY r.dataset, r.row_idx"
+        )
+
+    def nearest_sql(self, run_id: str, query: np.ndarray, k: int = 10,
+                    item_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Top-k stored items by cosine similarity, computed by DuckDB (`array_cosine_similarity`).
+
+        The SQL baseline of live search (bench/bench_topk.py); the app ranks in memory instead.
+        """
+        vec = np.asarray(query, dtype=np.float32).reshape(-1)
+        dim = int(vec.shape[0])
+        sql = (f"SELECT item_id, array_cosine_similarity(vec::FLOAT[{dim}], ?::FLOAT[{dim}]) AS score "
+               "FROM embeddings WHERE run_id = ? AND dim = ?")
+        params: list = [vec.tolist(), run_id, dim]
+        if item_ids is not None:
+            sql += " AND item_id IN (SELECT unnest(?))"
+            params.append(list(item_ids))
+        return self.frame(sql + " ORDER BY score DESC, item_id LIMIT ?", [*params, int(k)])
 
     def projection(self, run_id: str, dataset: str, method: str) -> pd.DataFrame:
         return self.frame(
@@ -227,10 +267,14 @@ class StoreReader:
         )
 
     def projected(self) -> pd.DataFrame:
-        """Which (run, dataset, method) projections exist."""
+        """Which (run, dataset, method) projections exist, with each run's lineage (model, experiment,
+        variant, train task) and stage, so a picker can offer the data-scale points of one model."""
         return self.frame(
-            "SELECT DISTINCT p.run_id, p.dataset, p.method, r.model, r.source, r.stage, r.train_samples, r.train_task "
-            "FROM projections p JOIN runs r USING (run_id) ORDER BY r.model, p.dataset, r.train_samples NULLS LAST"
+            "SELECT p.run_id, p.dataset, p.method, count(*) FILTER (WHERE p.role = 'query') AS n_queries, "
+            "r.model, r.source, r.experiment, r.variant, r.stage, r.train_samples, r.train_task, r.label, "
+            "m.paradigm FROM projections p JOIN runs r USING (run_id) JOIN models m USING (model) "
+            "WHERE r.status = 'complete' GROUP BY ALL "
+            "ORDER BY r.model, p.dataset, p.method, r.train_samples NULLS LAST, p.run_id"
         )
 
     def alignment(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:

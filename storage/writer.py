@@ -226,14 +226,16 @@ class StoreWriter:
             raise ValueError("has_run needs a run_id, a config_hash or both")
         row = self.con.execute(
             "SELECT 1 FROM runs WHERE status = 'complete' AND (? IS NULL OR run_id = ?) "
-            "AND (? IS NULL OR config_hash = ?)", [run_id, run_id, config_hash, config_hash]).fetchone()
-        return row is not None
+            "AND (? IS NULL OR config_hash = ?) LIMIT 1", [run_id, run_id, config_hash, config_hash]).fetchall()
+        return bool(row)
 
     def add_run(self, run: RunRecord, replace: bool = False) -> str:
         """Land a run whole: its row, scores, averages, ranks, training log and embeddings."""
         assert self.con is not None, "writer is closed"
-        known_model = self.con.execute("SELECT 1 FROM models WHERE model = ?", [run.model]).fetchone()
-        if known_model is None:
+        # fetchall, not fetchone: DuckDB refuses the `register` of _missing_items below while a
+        # fetchone() result is unfinished (a run with embeddings and no scores hit it)
+        known_model = self.con.execute("SELECT 1 FROM models WHERE model = ?", [run.model]).fetchall()
+        if not known_model:
             raise ValueError(f"run {run.run_id}: model {run.model!r} is not in `models`; upsert_models first")
         datasets = {s.dataset for s in run.scores} | {r.dataset for r in run.ranks}
         if datasets:

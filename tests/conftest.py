@@ -23,3 +23,11 @@ def paper_store(tmp_path):
     with StoreWriter(path) as writer:
         import_paper(writer)
     return path
+
+
+@pytest.fixture(scope="session")
+def embedded_store(tmp_path_factory):
+    """Two tiny trained models with stored embeddings, projections and alignment metrics (read only)."""
+    from tests.search.embedded_store import build_embedded_store
+
+    return build_embedded_store(tmp_path_factory.mktemp("embedded"))

@@ -1,0 +1,137 @@
+"""Live retrieval: upload an image and/or type text, see every model's top-k side by side.
+
+Each run's encoder is rebuilt from its checkpoint once per process (`pipeline.search`),
+candidates are ranked in memory, and the query is placed on each model's stored map.
+Bad input (a broken or huge image, an empty query) becomes a message; the search runs on
+Gradio's queue with a small concurrency limit, so a burst of queries waits its turn and
+memory stays bounded (encoders and candidate matrices live in bounded caches).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from app import search_view as sv
+from app.store import StoreCache
+from app.tabs.base import Context, Tab
+from app.urlstate import Params, track
+from pipeline.search import QueryError, SearchEngine
+from pipeline.search.engine import MAX_K
+from pipeline.search.query import Query
+from storage import StoreError
+
+log = logging.getLogger(__name__)
+
+ALL = "all"
+DEFAULT_K = 10
+CONCURRENCY = 2  # encoders are CPU-bound; more parallel requests only queue inside torch
+_ENGINES: dict[Path, SearchEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(store: StoreCache) -> SearchEngine:
+    """One engine (and so one set of loaded encoders) per store file per process."""
+    with _ENGINES_LOCK:
+        if store.path not in _ENGINES:
+            _ENGINES[store.path] = SearchEngine(store.reader())
+        return _ENGINES[store.path]
+
+
+def choices(store: StoreCache) -> tuple[list, list, list[str]]:
+    """(pool choices, run choices, default runs); empty when the store is unreadable."""
+    try:
+        engine = engine_for(store)
+        pools = [("all stored items", ALL)] + [(d, d) for d in engine.datasets()]
+        runs = [(r.title, r.run_id) for r in engine.runs()]
+        return pools, runs, engine.default_runs()
+    except StoreError:
+        return [("all stored items", ALL)], [], []
+
+
+def run_search(store: StoreCache, image: str | None, text: str | None, instruction: str | None, pool: str | None,
+               run_ids: list[str] | None, k: float | None) -> tuple:
+    """(status, results HTML, maps HTML, JSON, the query image as the models get it (upright RGB) or None);
+    never raises for bad input."""
+    empty = ('<div id="search-results"></div>', '<div id="search-maps"></div>')
+    try:
+        engine = engine_for(store)
+        query = Query.build(text=text, instruction=instruction, image=image or None)
+        dataset = None if not pool or pool == ALL else pool
+        result = engine.search(query, run_ids=run_ids or None, dataset=dataset,
+                               k=int(min(max(k or DEFAULT_K, 1), MAX_K)))
+    except (QueryError, StoreError) as exc:
+        return f"⚠️ {exc}", *empty, {"error": str(exc)}, None
+    except Exception as exc:  # noqa: BLE001 - one failed query must not take the tab down
+        log.exception("live search failed")
+        return f"⚠️ The search failed: {type(exc).__name__}: {exc}", *empty, {"error": str(exc)}, None
+    return (sv.status_line(result), sv.results_html(result), sv.maps_html(engine, result), result.to_dict(),
+            query.image)
+
+
+def build(ctx: Context) -> None:
+    pools, runs, default_runs = choices(ctx.store)
+    gr.Markdown("Search the stored candidates with your own query. Every chosen model encodes it with its own "
+                "trained encoder; results are side by side, the gold item is marked when the query is a stored one, "
+                "and the ★ shows where the query lands on each model's map.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            # A file, not gr.Image: the upload reaches our checks (open_image) unopened, so a broken
+            # file is our message rather than a Gradio error; the preview shows what the models got.
+            image = gr.File(label="Query image (optional)", type="filepath", elem_id="search-image")
+            seen = gr.Image(label="As the models see it (upright RGB)", type="pil", interactive=False,
+                            elem_id="search-seen", height=160)
+        with gr.Column(scale=2):
+            text = gr.Textbox(label="Query text (optional)", lines=2, elem_id="search-text")
+            instruction = gr.Textbox(label="Instruction", elem_id="search-instruction",
+                                     placeholder="e.g. Represent the given image for classification")
+            with gr.Row():
+                pool = gr.Dropdown(pools, value=ALL, label="Candidate pool", elem_id="search-pool")
+                k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Top k", elem_id="search-k")
+            models = gr.CheckboxGroup(runs, value=default_runs, label="Models", elem_id="search-models")
+            go = gr.Button("Search", variant="primary", elem_id="search-go")
+    status = gr.Markdown(elem_id="search-status")
+    results = gr.HTML('<div id="search-results"></div>', elem_id="search-results-box")
+    maps = gr.HTML('<div id="search-maps"></div>', elem_id="search-maps-box")
+    raw = gr.JSON(label="Raw results", visible=False)
+
+    def search(image, text, instruction, pool, run_ids, k):
+        return run_search(ctx.store, image, text, instruction, pool, run_ids, k)
+
+    def pool_instruction(pool):
+        try:
+            return engine_for(ctx.store).instruction_of(None if pool == ALL else pool)
+        except StoreError:
+            return ""
+
+    def refresh(pool_value, run_values):
+        pools, runs, defaults = choices(ctx.store)
+        keep = [r for r in run_values or [] if r in {v for _, v in runs}]
+        valid_pool = pool_value if pool_value in {v for _, v in pools} else ALL
+        return gr.update(choices=pools, value=valid_pool), gr.update(choices=runs, value=keep or defaults)
+
+    def restore(request: gr.Request):
+        p = Params.of(request)
+        pools, runs, defaults = choices(ctx.store)
+        pool_value = p.choice("pool", [v for _, v in pools], ALL)
+        chosen = p.many("models", [v for _, v in runs], defaults)
+        return (gr.update(choices=pools, value=pool_value), gr.update(choices=runs, value=chosen),
+                p.number("k", DEFAULT_K, 1, MAX_K), p.text("text"), p.text("instruction"))
+
+    inputs = [image, text, instruction, pool, models, k]
+    # One queue for the button and Enter in the text box: at most CONCURRENCY searches at a time.
+    go.click(search, inputs, [status, results, maps, raw, seen], api_name="search", concurrency_limit=CONCURRENCY,
+             concurrency_id="live-search")
+    text.submit(search, inputs, [status, results, maps, raw, seen], api_visibility="private",
+                concurrency_limit=CONCURRENCY, concurrency_id="live-search")
+    pool.input(pool_instruction, [pool], [instruction], api_name="search_instruction", queue=False)
+    ctx.on_load(restore, [pool, models, k, text, instruction])
+    ctx.on_new_data(refresh, [pool, models], [pool, models])
+    for key, control in (("pool", pool), ("models", models), ("k", k), ("text", text), ("instruction", instruction)):
+        track(control, key)
+
+
+TAB = Tab(id="search", title="Live retrieval", build=build)

@@ -1,0 +1,98 @@
+"""How long `vlmembed project` takes for one (run, dataset): 10k query/target pairs, UMAP.
+
+    python bench/bench_projection.py [--pairs 10000] [--dim 256] [--trials 3]
+
+Synthetic 256-d embeddings with class structure and a modality gap (targets shifted),
+all items distinct, so the map has 2 x pairs points. Timed through
+`pipeline.analysis.store_projections.project_pairs`: the projection plus every alignment
+metric, exactly the pipeline's per-(run, dataset) work. The process is pinned to 2 cores.
+
+The first UMAP call in a process also compiles UMAP's and pynndescent's numba kernels
+(about half a minute on 2 cores); it is reported separately as `cold_s`. Target: warm
+<= 30 s on 2 cores. Results go to bench/results/projection.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORES = 2
+os.environ.setdefault("NUMBA_NUM_THREADS", str(CORES))
+RESULTS = ROOT / "bench" / "results" / "projection.json"
+TARGET_S = 30.0
+
+
+def pin_cores(n: int) -> list[int]:
+    cores = sorted(os.sched_getaffinity(0))[:n]
+    os.sched_setaffinity(0, cores)
+    return cores
+
+
+def synthetic_pairs(n: int, dim: int, seed: int = 0):
+    import numpy as np
+
+    from pipeline.analysis.store_projections import PairSample
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(50, dim))
+    labels = rng.integers(0, 50, n)
+    queries = centres[labels] + 0.8 * rng.normal(size=(n, dim))
+    targets = centres[labels] + 0.8 * rng.normal(size=(n, dim)) + 1.0  # the modality gap
+    ids = [f"q{i}" for i in range(n)] + [f"t{i}" for i in range(n)]
+    sample = PairSample("synthetic", list(range(n)), ids[:n], ids[n:])
+    return sample, ids, np.vstack([queries, targets]).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    cores = pin_cores(CORES)
+
+    from pipeline.analysis.store_projections import project_pairs
+
+    sample, ids, vectors = synthetic_pairs(args.pairs, args.dim)
+    timings = {}
+    for method in ("umap", "pca"):
+        runs = []
+        for _ in range(args.trials + (1 if method == "umap" else 0)):
+            start = time.perf_counter()
+            result = project_pairs(sample, ids, vectors, [method], query_modality="image", target_modality="text")
+            runs.append(time.perf_counter() - start)
+            assert result is not None and result.xy[method].shape == (2 * args.pairs, 2)
+        timings[method] = runs
+        print(f"{method}: {', '.join(f'{t:.1f}' for t in runs)} s", flush=True)
+    cold, warm = timings["umap"][0], timings["umap"][1:]
+    out = {
+        "what": f"project_pairs: {args.pairs} pairs ({2 * args.pairs} points, {args.dim}-d) to 2-D with UMAP "
+                "plus all alignment metrics",
+        "cores": cores, "target_s": TARGET_S,
+        "umap_cold_s": round(cold, 2), "umap_warm_s": [round(t, 2) for t in warm],
+        "umap_warm_median_s": round(statistics.median(warm), 2),
+        "meets_target_warm": statistics.median(warm) <= TARGET_S, "meets_target_cold": cold <= TARGET_S,
+        "pca_median_s": round(statistics.median(timings["pca"]), 2),
+        "metrics": {k: round(v, 4) for k, v in result.metrics.items()} if result else {},
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""Live retrieval over stored candidates, with every chosen model side by side.
+
+A query is encoded by each chosen run's own encoder (loaded once per process, see
+`encoders`), ranked against that run's stored candidate embeddings held in memory (see
+`index`), and placed on the run's stored 2-D map with `pipeline.analysis.projection.place`:
+the similarity-weighted mean position of its nearest stored points, which is how UMAP
+initialises `transform` for new points. Running UMAP's own `transform` would need the
+fitted model, which the store does not keep, and its optimisation would cost seconds per
+query; t-SNE and PCA maps get the same placement, so all methods behave alike.
+
+Everything derived from the store is cached per store version; a newly published store
+file clears it. A query that matches a stored eval query (same instruction, text and image)
+gets that row's gold candidate marked, with its rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.analysis.projection import METHODS, place
+from pipeline.search.encoders import EncoderPool, EncoderSource, EncoderUnavailable
+from pipeline.search.index import BoundedCache, CandidateIndex
+from pipeline.search.query import Query, QueryError
+from storage import StoreReader
+
+log = logging.getLogger(__name__)
+
+CACHE_MB_ENV = "VLMEMBED_SEARCH_CACHE_MB"
+MAX_K = 100
+CARD_CACHE_ITEMS = 20_000
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    model: str
+    label: str
+    stage: str
+    train_samples: int | None
+    train_task: str | None
+    experiment: str | None
+    dim: int
+    checkpoint: str | None
+    config: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def title(self) -> str:
+        """What a results column is called: the model and, when not the final run, its stage."""
+        return self.model if self.stage == "final" else f"{self.model} · {self.label}"
+
+
+@dataclass
+class Hit:
+    rank: int
+    item_id: str
+    score: float
+    modality: str
+    text: str | None
+    thumbnail: bytes | None = field(default=None, repr=False)
+    gold: bool = False
+
+
+@dataclass
+class MapPlacement:
+    dataset: str
+    method: str
+    x: float
+    y: float
+
+
+@dataclass
+class RunAnswer:
+    run: RunInfo
+    hits: list[Hit] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    gold_rank: int | None = None  # rank of the gold candidate in the pool, when the query is a stored one
+    placement: MapPlacement | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class SearchResult:
+    query: str
+    pool: str  # a dataset name, or "all"
+    gold: list[dict]  # stored eval rows this query is: dataset, row_idx, gold_item
+    answers: list[RunAnswer]
+
+    def to_dict(self) -> dict:
+        """JSON-ready (thumbnails left out)."""
+        out = {"query": self.query, "pool": self.pool, "gold": self.gold, "runs": []}
+        for a in self.answers:
+            out["runs"].append({
+                "run_id": a.run.run_id, "model": a.run.model, "title": a.run.title, "stage": a.run.stage,
+                "train_samples": a.run.train_samples, "available": a.ok, "error": a.error,
+                "seconds": round(a.seconds, 4), "gold_rank": a.gold_rank,
+                "placement": asdict(a.placement) if a.placement else None,
+                "hits": [{k: v for k, v in asdict(h).items() if k != "thumbnail"} for h in a.hits],
+            })
+        return out
+
+
+@dataclass(frozen=True)
+class _StoreView:
+    """What the engine reads once per store version."""
+
+    version: Any
+    runs: dict[str, RunInfo]
+    datasets: pd.DataFrame  # indexed by dataset
+    targets: pd.DataFrame  # dataset, item_id of every candidate
+    queries: dict[tuple, list[dict]]  # content key -> stored eval rows
+    projected: pd.DataFrame
+
+
+def _none_if_nan(value):
+    """None for a missing value of any kind (None, NaN, pandas NA / NaT)."""
+    if value is None or (not isinstance(value, (bytes, bytearray, str, list, dict)) and pd.isna(value)):
+        return None
+    return value
+
+
+class SearchEngine:
+    """Search a store's candidates with the encoders of its runs; safe to call from many threads."""
+
+    def __init__(self, reader: StoreReader, device: str | None = None, cache_mb: int | None = None,
+                 max_encoders: int | None = None):
+        self.reader = reader
+        self.encoders = EncoderPool(device, max_encoders)
+        budget = (cache_mb or int(os.environ.get(CACHE_MB_ENV, "1024"))) * 2**20
+        self._indexes = BoundedCache(budget)
+        self._maps = BoundedCache(budget // 4, size_of=lambda v: v[1].nbytes + v[0].memory_usage(deep=True).sum())
+        self._cards = BoundedCache(CARD_CACHE_ITEMS, size_of=lambda v: 1)
+        self._view: _StoreView | None = None
+        self._lock = threading.Lock()
+
+    # -- the store, once per version ----------------------------------------------------
+    def view(self) -> _StoreView:
+        version = self.reader.version
+        with self._lock:
+            if self._view is not None and self._view.version == version:
+                return self._view
+        fresh = self._load_view(version)
+        with self._lock:
+            if self._view is None or self._view.version != version:
+                if self._view is not None:
+                    log.info("store changed: search caches cleared")
+                self._indexes.clear()
+                self._maps.clear()
+                self._cards.clear()
+                self._view = fresh
+            return self._view
+
+    def _load_view(self, version) -> _StoreView:
+        embedded = self.reader.embedded_runs()
+        runs = {r.run_id: RunInfo(r.run_id, r.model, r.label, r.stage, _none_if_nan(r.train_samples),
+                                  _none_if_nan(r.train_task), _none_if_nan(r.experiment), int(r.dim),
+                                  _none_if_nan(r.checkpoint), r.config)
+                for r in embedded.itertuples()}
+        queries: dict[tuple, list[dict]] = {}
+        for r in self.reader.eval_queries().itertuples():
+            key = ((r.instruction or "").strip(), (_none_if_nan(r.text) or "").strip() or None,
+                   _none_if_nan(r.thumbnail_md5))
+            queries.setdefault(key, []).append({"dataset": r.dataset, "row_idx": int(r.row_idx),
+                                                "query_item": r.query_item, "gold_item": r.gold_item})
+        return _StoreView(version, runs, self.reader.datasets().set_index("dataset"),
+                          self.reader.dataset_items("target"), queries, self.reader.projected())
+
+    # -- choices for a UI ----------------------------------------------------------------
+    def runs(self) -> list[RunInfo]:
+        return list(self.view().runs.values())
+
+    def datasets(self) -> list[str]:
+        """Datasets with candidates to search, in the store's display order."""
+        view = self.view()
+        present = set(view.targets["dataset"])
+        return [d for d in view.datasets.index if d in present]
+
+    def instruction_of(self, dataset: str | None) -> str:
+        view = self.view()
+        if not dataset or dataset not in view.datasets.index:
+            return ""
+        return _none_if_nan(view.datasets.loc[dataset, "instruction"]) or ""
+
+    def default_runs(self, dataset: str | None = None) -> list[str]:
+        """The final run of each model: trained on the dataset's meta-task when there is one,
+        else on all meta-tasks, else the latest."""
+        view = self.view()
+        task = None
+        if dataset and dataset in view.datasets.index:
+            task = view.datasets.loc[dataset, "meta_task"]
+        chosen = []
+        finals = [r for r in view.runs.values() if r.stage == "final"]
+        for model in dict.fromkeys(r.model for r in finals):
+            mine = [r for r in finals if r.model == model]
+            best = ([r for r in mine if r.train_task == task] or [r for r in mine if r.train_task == "all"]
+                    or mine[-1:])
+            chosen.append(best[0].run_id)
+        return chosen
+
+    # -- the search ----------------------------------------------------------------------
+    def search(self, query: Query, run_ids: Sequence[str] | None = None, dataset: str | None = None,
+               k: int = 10, method: str = "umap") -> SearchResult:
+        view = self.view()
+        if not view.runs:
+            raise QueryError(f"no run in {self.reader.path} has stored embeddings to search; run an experiment "
+                             "first (`vlmembed run experiments/smoke.toml`)")
+        if dataset and dataset not in set(view.targets["dataset"]):
+            raise QueryError(f"unknown candidate pool {dataset!r}; pick a dataset with stored candidates "
+                             "or leave it empty for all candidates")
+        ids = list(run_ids) if run_ids else self.default_runs(dataset)
+        unknown = [r for r in ids if r not in view.runs]
+        if unknown:
+            raise QueryError(f"no embeddings stored for run(s) {unknown}; choose among {len(view.runs)} runs "
+                             "(`vlmembed sql \"SELECT DISTINCT run_id FROM embeddings\"`)")
+        k = int(min(max(k, 1), MAX_K))
+        gold = [g for g in view.queries.get(query.content_key(), []) if not dataset or g["dataset"] == dataset]
+        example = query.example()
+        answers = [self._answer(view, view.runs[r], query, example, dataset, k, method, gold) for r in ids]
+        return SearchResult(query.describe(), dataset or "all", gold, answers)
+
+    def _answer(self, view: _StoreView, run: RunInfo, query: Query, example, dataset: str | None, k: int,
+                method: str, gold: list[dict]) -> RunAnswer:
+        start = time.perf_counter()
+        answer = RunAnswer(run)
+        vec = np.zeros(0, dtype=np.float32)
+        try:
+            loaded = self.encoders.get(EncoderSource.of_run(run.checkpoint, run.config))
+            vec = loaded.encode(example)
+        except EncoderUnavailable as exc:
+            answer.error = f"unavailable: {exc}"
+        except (ValueError, RuntimeError) as exc:  # e.g. text over the model's limit
+            answer.error = f"this model could not encode the query: {str(exc).splitlines()[0]}"
+        if answer.error is None and vec.shape[0] != run.dim:
+            answer.error = (f"unavailable: its encoder gives {vec.shape[0]}-d vectors but the run stored "
+                            f"{run.dim}-d embeddings (the checkpoint no longer matches the run)")
+        if answer.error is not None:
+            answer.seconds = time.perf_counter() - start
+            return answer
+        index = self.index(run.run_id, dataset)
+        gold_items = {g["gold_item"] for g in gold}
+        found = index.search(vec, k)
+        cards = self.cards([item for item, _ in found])
+        for rank, (item, score) in enumerate(found, start=1):
+            card = cards.get(item, {})
+            answer.hits.append(Hit(rank, item, score, card.get("modality", "?"), card.get("text"),
+                                   card.get("thumbnail"), item in gold_items))
+        ranks = [r for r in (index.rank(vec, g) for g in gold_items) if r is not None]
+        answer.gold_rank = min(ranks) if ranks else None
+        answer.placement = self._place(view, run, vec, dataset or self._map_dataset(view, answer, gold), method)
+        answer.seconds = time.perf_counter() - start
+        return answer
+
+    # -- cached pieces -------------------------------------------------------------------
+    def pool(self, dataset: str | None) -> list[str]:
+        targets = self.view().targets
+        chosen = targets if not dataset else targets[targets["dataset"] == dataset]
+        return sorted(set(chosen["item_id"]))
+
+    def index(self, run_id: str, dataset: str | None) -> CandidateIndex:
+        """The run's candidate embeddings of a pool, as a unit float32 matrix (cached)."""
+        version = self.view().version
+
+        def build() -> CandidateIndex:
+            if dataset:
+                return self.index(run_id, None).subset(self.pool(dataset))
+            ids, vecs = self.reader.embeddings(run_id, self.pool(None))
+            return CandidateIndex(ids, vecs)
+
+        return self._indexes.get((version, run_id, dataset), build)
+
+    def cards(self, item_ids: Sequence[str]) -> dict[str, dict]:
+        """modality, text and thumbnail of items, from a per-version cache."""
+        version = self.view().version
+        out, missing = {}, []
+        for item in item_ids:
+            card = self._cards.peek((version, item))
+            if card is None:
+                missing.append(item)
+            else:
+                out[item] = card
+        if missing:
+            for row in self.reader.items(missing).itertuples():
+                card = {"modality": row.modality, "text": _none_if_nan(row.text),
+                        "thumbnail": _none_if_nan(row.thumbnail)}
+                out[row.item_id] = self._cards.get((version, row.item_id), lambda c=card: c)
+        return out
+
+    def map_of(self, run_id: str, dataset: str, method: str) -> tuple[pd.DataFrame, np.ndarray] | None:
+        """(stored projection points, their embeddings) of a run's map, or None when not projected."""
+        view = self.view()
+        p = view.projected
+        if p.empty or not ((p["run_id"] == run_id) & (p["dataset"] == dataset) & (p["method"] == method)).any():
+            return None
+
+        def build():
+            points = self.reader.projection(run_id, dataset, method).drop(columns=["thumbnail"])
+            ids, vecs = self.reader.embeddings(run_id, sorted(set(points["item_id"])))
+            row_of = {item: i for i, item in enumerate(ids)}
+            points = points[points["item_id"].isin(row_of)].reset_index(drop=True)
+            return points, vecs[[row_of[i] for i in points["item_id"]]]
+
+        return self._maps.get((view.version, run_id, dataset, method), build)
+
+    def _map_dataset(self, view: _StoreView, answer: RunAnswer, gold: list[dict]) -> str | None:
+        """Without a chosen pool: the stored query's dataset, else the top hits' most common one."""
+        if gold:
+            return gold[0]["dataset"]
+        hits = [h.item_id for h in answer.hits]
+        found = view.targets[view.targets["item_id"].isin(hits)]["dataset"]
+        return found.mode().iloc[0] if len(found) else None
+
+    def _place(self, view: _StoreView, run: RunInfo, vec: np.ndarray, dataset: str | None,
+               method: str) -> MapPlacement | None:
+        if not dataset:
+            return None
+        for m in dict.fromkeys([method, *METHODS]):
+            found = self.map_of(run.run_id, dataset, m)
+            if found is not None:
+                points, refs = found
+                x, y = place(vec, refs, points[["x", "y"]].to_numpy(), k=10)
+                return MapPlacement(dataset, m, float(x), float(y))
+        return None
