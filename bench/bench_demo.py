@@ -27,14 +27,6 @@ sys.path.insert(0, str(ROOT))
 
 TARGETS_S = {"small": 300, "full": 900}
 
-FINAL_VS_CHANCE = """
-SELECT r.model, s.meta_task, round(avg(s.value), 1) AS p_at_1,
-       round(100 * avg(1.0 / c.n_candidates), 1) AS chance
-FROM v_scores s JOIN runs r USING (run_id)
-JOIN (SELECT dataset, avg(len(candidates)) AS n_candidates FROM dataset_rows GROUP BY dataset) c USING (dataset)
-WHERE s.source = 'demo' AND r.stage = 'final' AND s.metric = 'precision@1' AND s.meta_task = r.train_task
-GROUP BY ALL ORDER BY s.meta_task, r.model
-"""
 
 
 def main() -> None:
@@ -45,7 +37,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as home:
         os.environ["VLMEMBED_HOME"] = home
-        from pipeline.demo.build import PRESETS, build_demo
+        from pipeline.demo.build import PRESETS, build_demo, final_vs_chance
         from storage import StoreReader
 
         store = Path(home) / "store.duckdb"
@@ -53,7 +45,7 @@ def main() -> None:
         report = build_demo(store, PRESETS[args.preset], progress=False)
         total = time.perf_counter() - tick
         reader = StoreReader(store)
-        table = reader.frame(FINAL_VS_CHANCE)
+        table = final_vs_chance(reader)
         reader.close()
 
     target = TARGETS_S[args.preset]

@@ -17,9 +17,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from pipeline.data.mmeb import MMEBReader
@@ -29,7 +30,7 @@ from pipeline.models.base import Example
 from pipeline.models.registry import build
 from pipeline.runner import ExperimentRunner, resolve_data_root
 from pipeline.train.config import TrainConfig
-from storage import StoreWriter
+from storage import StoreReader, StoreWriter
 from storage.paper import import_paper
 from storage.paths import vlmembed_home
 
@@ -100,11 +101,11 @@ def _train(batch: int, steps: int, checkpoint_samples: tuple[int, ...]) -> Train
 
 PRESETS: dict[str, DemoConfig] = {
     "small": DemoConfig(name="demo-small", bench="small", train_cap=300, eval_limit=20,
-                        pretrain=PretrainConfig(steps=80, tokenizer_steps=60),
+                        pretrain=PretrainConfig(steps=60, tokenizer_steps=40),
                         train=_train(batch=16, steps=150, checkpoint_samples=(800,))),
-    "full": DemoConfig(name="demo", bench="full", train_cap=1000, eval_limit=60,
-                       pretrain=PretrainConfig(steps=300, tokenizer_steps=200),
-                       train=_train(batch=32, steps=300, checkpoint_samples=(1600, 4800))),
+    "full": DemoConfig(name="demo", bench="full", train_cap=1000, eval_limit=40,
+                       pretrain=PretrainConfig(steps=160, tokenizer_steps=120),
+                       train=_train(batch=32, steps=240, checkpoint_samples=(1280, 3840))),
 }
 
 
@@ -186,3 +187,18 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
         if on_model_done:
             on_model_done(model, landed)
     return report
+
+
+_FINAL_VS_CHANCE = """
+SELECT r.model, s.meta_task, round(avg(s.value), 1) AS p_at_1,
+       round(100 * avg(1.0 / c.n_candidates), 1) AS chance
+FROM v_scores s JOIN runs r USING (run_id)
+JOIN (SELECT dataset, avg(len(candidates)) AS n_candidates FROM dataset_rows GROUP BY dataset) c USING (dataset)
+WHERE s.source = 'demo' AND r.stage = 'final' AND s.metric = 'precision@1' AND s.meta_task = r.train_task
+GROUP BY ALL ORDER BY s.meta_task, r.model
+"""
+
+
+def final_vs_chance(reader: StoreReader) -> pd.DataFrame:
+    """Each demo model's final Precision@1 per meta-task beside chance (mean 1 / #candidates)."""
+    return reader.frame(_FINAL_VS_CHANCE)

@@ -94,7 +94,7 @@ def train_image_tokenizer(vq_model: torch.nn.Module, images: Sequence[Image.Imag
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     for p in vq_model.parameters():
         p.requires_grad_(False)
     vq_model.eval()
