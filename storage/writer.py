@@ -31,7 +31,7 @@ from storage.records import (
     ModelRecord,
     RunRecord,
 )
-from storage.schema import ROLES
+from storage.schema import ROLES, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,19 @@ class StoreWriter:
         self._work = _work_path(self.path, os.getpid())
         self._migrations = migrations
         self.con: duckdb.DuckDBPyConnection | None = None
+        self._changed = False  # whether the working copy differs from the published file
         self._open(fresh)
 
     # -- lifecycle ----------------------------------------------------------------------
     def _open(self, fresh: bool) -> None:
         self._work.unlink(missing_ok=True)
-        if self.path.exists() and not fresh:
+        copied = self.path.exists() and not fresh
+        if copied:
             shutil.copyfile(self.path, self._work)
         try:
             self.con = duckdb.connect(str(self._work))
-            ensure_current(self.con, str(self.path), self._migrations)
+            found = ensure_current(self.con, str(self.path), self._migrations)
+            self._changed = not copied or found < SCHEMA_VERSION  # created or migrated
         except duckdb.Error as exc:
             self._discard()
             raise StoreCorruptError(self.path, str(exc).splitlines()[0]) from exc
@@ -114,6 +117,7 @@ class StoreWriter:
         finally:
             os.close(dir_fd)
         log.info("published %s", self.path)
+        self._changed = False
         if keep_open:
             self._open(fresh=False)
         else:
@@ -143,9 +147,9 @@ class StoreWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.con is None:
             self._release()
-        elif exc_type is None:
+        elif exc_type is None and self._changed:
             self.publish()
-        else:
+        else:  # failed, or nothing written since the last publish: the published file stays as it is
             self.abort()
 
     @contextlib.contextmanager
@@ -158,6 +162,7 @@ class StoreWriter:
             self.con.rollback()
             raise
         self.con.commit()
+        self._changed = True
 
     # -- catalogue ------------------------------------------------------------------------
     def upsert_models(self, models: Iterable[ModelRecord]) -> None:
@@ -219,14 +224,15 @@ class StoreWriter:
         return ids - found
 
     # -- runs ----------------------------------------------------------------------------
-    def has_run(self, run_id: str | None = None, config_hash: str | None = None) -> bool:
-        """Whether a complete run is stored with this id and/or configuration hash."""
+    def has_run(self, run_id: str | None = None, config_hash: str | None = None, source: str | None = None) -> bool:
+        """Whether a complete run is stored with this id, configuration hash and/or source."""
         assert self.con is not None
-        if run_id is None and config_hash is None:
-            raise ValueError("has_run needs a run_id, a config_hash or both")
+        if run_id is None and config_hash is None and source is None:
+            raise ValueError("has_run needs a run_id, a config_hash, a source or several")
         row = self.con.execute(
             "SELECT 1 FROM runs WHERE status = 'complete' AND (? IS NULL OR run_id = ?) "
-            "AND (? IS NULL OR config_hash = ?) LIMIT 1", [run_id, run_id, config_hash, config_hash]).fetchall()
+            "AND (? IS NULL OR config_hash = ?) AND (? IS NULL OR source = ?) LIMIT 1",
+            [run_id, run_id, config_hash, config_hash, source, source]).fetchall()
         return bool(row)
 
     def add_run(self, run: RunRecord, replace: bool = False) -> str:
@@ -346,4 +352,5 @@ class StoreWriter:
     def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         """For storage's own modules (e.g. paper import checks); not a public SQL door."""
         assert self.con is not None
+        self._changed = True  # it may write; publishing an unchanged copy is only wasted work
         return self.con.execute(sql, params or []).fetchall()

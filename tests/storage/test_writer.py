@@ -154,6 +154,23 @@ def test_publish_keep_open_continues_on_a_new_copy(tmp_path):
     assert _count(path, "runs") == 2
 
 
+def test_a_writer_that_changed_nothing_leaves_the_published_file_alone(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+        w.add_run(toy_run("r1", ids), replace=True)
+        w.publish(keep_open=True)  # as the runner does after each run
+    published = path.stat()
+    with StoreWriter(path) as w:  # reads only: readers must not see a new version
+        assert w.has_run(source="demo") and not w.has_run(source="paper") and w.has_run("r1")
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (published.st_ino, published.st_mtime_ns)
+    assert not list(tmp_path.glob(".*.writing-*")), "the unchanged working copy is removed"
+    with StoreWriter(path) as w:
+        w.add_run(toy_run("r2", ids))
+    assert path.stat().st_ino != published.st_ino and _count(path, "runs") == 2
+
+
 def test_projection_and_alignment_round_trip(tmp_path):
     path = tmp_path / "s.duckdb"
     with StoreWriter(path) as w:
