@@ -16,9 +16,25 @@ def launched(monkeypatch):
     return calls
 
 
+class FakeProcess:
+    """Stands in for the background `vlmembed demo` process."""
+
+    started: list[FakeProcess] = []
+
+    def __init__(self, command, **kwargs):
+        self.command, self.terminated, self.pid = command, False, 4242
+        FakeProcess.started.append(self)
+
+    def poll(self):
+        return None if not self.terminated else -15
+
+    def terminate(self):
+        self.terminated = True
+
+
 def test_missing_store_is_built_from_the_paper_then_served(tmp_path, launched, capsys):
     path = tmp_path / "sub" / "store.duckdb"
-    assert main(["app", "--store", str(path), "--port", "7999", "--host", "0.0.0.0"]) == 0
+    assert main(["app", "--store", str(path), "--port", "7999", "--host", "0.0.0.0", "--no-demo"]) == 0
     assert launched == [(path, "0.0.0.0", 7999)]
     assert StoreReader(path).runs()["source"].eq("paper").sum() == 13
     assert "created it with the paper's numbers" in capsys.readouterr().out
@@ -26,20 +42,35 @@ def test_missing_store_is_built_from_the_paper_then_served(tmp_path, launched, c
 
 def test_existing_store_is_served_as_it_is(mixed_store_file, launched, capsys):
     before = mixed_store_file.stat().st_mtime_ns
-    assert main(["app", "--store", str(mixed_store_file)]) == 0
+    assert main(["app", "--store", str(mixed_store_file), "--no-demo"]) == 0
     assert launched == [(mixed_store_file, "127.0.0.1", 7860)]
     assert mixed_store_file.stat().st_mtime_ns == before and "created" not in capsys.readouterr().out
 
 
 def test_default_store_path_comes_from_the_environment(tmp_path, monkeypatch, launched):
     monkeypatch.setenv("VLMEMBED_STORE", str(tmp_path / "env.duckdb"))
-    assert main(["app"]) == 0
+    assert main(["app", "--no-demo"]) == 0
     assert launched[0][0] == tmp_path / "env.duckdb" and (tmp_path / "env.duckdb").exists()
+
+
+def test_demo_is_built_in_a_background_process_stopped_with_the_app(tmp_path, monkeypatch, launched, capsys):
+    import pipeline.cli.app as app_command
+
+    FakeProcess.started = []
+    monkeypatch.setattr(app_command.subprocess, "Popen", FakeProcess)
+    path = tmp_path / "store.duckdb"
+    assert main(["app", "--store", str(path)]) == 0
+    [process] = FakeProcess.started
+    assert process.command[1:] == ["-m", "pipeline.cli", "demo", "--store", str(path), "--no-progress"]
+    assert process.terminated, "the demo process must not outlive the dashboard"
+    assert "demo runs in the background" in capsys.readouterr().out
+    assert main(["app", "--store", str(path), "--no-demo"]) == 0
+    assert len(FakeProcess.started) == 1
 
 
 @pytest.mark.parametrize("port", ["0", "70000"])
 def test_bad_port_is_a_message(tmp_path, launched, capsys, port):
-    assert main(["app", "--store", str(tmp_path / "s.duckdb"), "--port", port]) == 2
+    assert main(["app", "--store", str(tmp_path / "s.duckdb"), "--port", port, "--no-demo"]) == 2
     assert "--port must be between" in capsys.readouterr().err and not launched
 
 
@@ -48,5 +79,5 @@ def test_port_in_use_is_a_message(tmp_path, monkeypatch, capsys):
         raise OSError(f"Cannot find empty port in range: {port}-{port}")
 
     monkeypatch.setattr(app, "launch", busy)
-    assert main(["app", "--store", str(tmp_path / "s.duckdb"), "--port", "7861"]) == 2
+    assert main(["app", "--store", str(tmp_path / "s.duckdb"), "--port", "7861", "--no-demo"]) == 2
     assert "pick another with --port" in capsys.readouterr().err
