@@ -167,11 +167,15 @@ def message_html(text: str) -> str:
     return f'<div id="alignment-maps"><p>{html.escape(text)}</p></div>'
 
 
+def empty_metrics_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=["model", "stage", "train samples"])
+
+
 def metrics_table(alignment: pd.DataFrame, dataset: str, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run (with its model and stage), one column per metric, for one dataset."""
     rows = alignment[(alignment["dataset"] == dataset) & alignment["run_id"].isin(runs["run_id"])]
     if rows.empty:
-        return pd.DataFrame(columns=["model", "stage", "train samples"])
+        return empty_metrics_table()
     wide = rows.pivot_table(index="run_id", columns="metric", values="value", aggfunc="first")
     wide = wide[[m for m in METRICS if m in wide.columns]].rename(columns=METRICS).round(4)
     info = runs.drop_duplicates("run_id").set_index("run_id")[["label_model", "stage", "train_samples"]]

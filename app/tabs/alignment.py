@@ -20,8 +20,10 @@ from app.urlstate import Params, track
 
 KEYS = ("dataset", "method", "model_a", "stage_a", "model_b", "stage_b", "pairs")
 DEFAULT_PAIRS, MAX_PAIRS = 20, 1000  # the paper's Figure 4 draws 20 pairs
-NO_MAPS = ("No 2-D maps in this store yet. Store embeddings with a run (`store_embeddings = \"all\"` in the "
-           "experiment TOML), then run `vlmembed project` to compute the maps and alignment metrics.")
+NO_MAPS = ("No 2-D maps in this store yet. If `vlmembed app` is building the demo in the background, its maps "
+           "appear as each model finishes (a few minutes). Otherwise store embeddings with a run "
+           "(`store_embeddings = \"all\"` in the experiment TOML), then run `vlmembed project` to compute the maps "
+           "and alignment metrics.")
 
 
 def _data(store: StoreCache) -> tuple[av.AlignmentData | None, str | None]:
@@ -63,7 +65,7 @@ def resolve(data: av.AlignmentData, values: dict) -> dict:
 def views(store: StoreCache, v: dict) -> tuple[str, pd.DataFrame, object, str]:
     """(maps HTML, metrics table, metric lines, caption) for resolved values."""
     if not v["dataset"] or not v["method"]:
-        return av.message_html(NO_MAPS), pd.DataFrame(), message_figure("No alignment metrics yet."), ""
+        return av.message_html(NO_MAPS), av.empty_metrics_table(), message_figure("No alignment metrics yet."), ""
     reader = store.reader()
     chosen = [(side, v[f"stage_{side}"]) for side in ("a", "b") if v[f"stage_{side}"]]
     if len(chosen) == 2 and chosen[0][1] == chosen[1][1]:

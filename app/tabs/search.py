@@ -91,7 +91,9 @@ def build(ctx: Context) -> None:
             with gr.Row():
                 pool = gr.Dropdown(pools, value=ALL, label="Candidate pool", elem_id="search-pool")
                 k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Top k", elem_id="search-k")
-            models = gr.CheckboxGroup(runs, value=default_runs, label="Models", elem_id="search-models")
+            models = gr.CheckboxGroup(runs, value=default_runs, label="Models", elem_id="search-models",
+                                      info="runs that stored embeddings; the demo that `vlmembed app` builds in the "
+                                      "background adds its models here as each one finishes")
             go = gr.Button("Search", variant="primary", elem_id="search-go")
     status = gr.Markdown(elem_id="search-status")
     results = gr.HTML('<div id="search-results"></div>', elem_id="search-results-box")
