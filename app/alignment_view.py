@@ -78,7 +78,10 @@ def lineages(projected: pd.DataFrame, dataset: str, method: str) -> list[Lineage
     rows = projected[(projected["dataset"] == dataset) & (projected["method"] == method)]
     if rows.empty:
         return []
-    rows = rows.assign(key=rows[["model", "experiment", "variant", "train_task"]].astype(str).agg("|".join, axis=1))
+    lineage = rows[["model", "experiment", "variant"]].fillna("").astype(str).agg("|".join, axis=1)
+    # A zero-shot run has no train task: it is stage 0 of the lineage trained on this dataset's task.
+    task = rows["train_task"].fillna(rows.groupby(lineage)["train_task"].transform("first")).fillna("")
+    rows = rows.assign(train_task=task, key=lineage + "|" + task)
     out = []
     for key, group in rows.groupby("key", sort=False):
         label = group["model"].iloc[0]

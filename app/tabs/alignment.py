@@ -118,8 +118,8 @@ def build(ctx: Context) -> None:
         stage_b = gr.Dropdown([], label="Stage B (training samples)", elem_id="al-stage-b", allow_custom_value=True)
     caption = gr.Markdown(elem_id="al-caption")
     maps = gr.HTML(av.message_html("Loading…"), elem_id="al-maps")
-    table = gr.Dataframe(label="Alignment metrics (both models, every stored stage)", interactive=False,
-                         elem_id="al-metrics")
+    table = gr.Dataframe(av.empty_metrics_table(), label="Alignment metrics (both models, every stored stage)",
+                         interactive=False, elem_id="al-metrics")
     lines = gr.Plot(label="Metrics across training stages")
 
     controls = [dataset, method, model_a, stage_a, model_b, stage_b, pairs]  # KEYS order
