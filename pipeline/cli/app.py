@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,13 +38,29 @@ def _run(args: argparse.Namespace) -> int:
     from app import launch
 
     try:
-        launch(path, host=args.host, port=args.port)
+        with _exit_on_termination():
+            launch(path, host=args.host, port=args.port)
     except OSError as exc:
         raise UserError(f"cannot serve on {args.host}:{args.port} ({exc}); pick another with --port") from exc
     finally:
         if demo is not None and demo.poll() is None:
             demo.terminate()  # stored runs stay; the next `vlmembed app` resumes the rest
     return 0
+
+
+@contextlib.contextmanager
+def _exit_on_termination():
+    """SIGTERM / SIGHUP (a closed terminal, `kill`, a container stop) unwind like Ctrl+C, so the
+    background demo is stopped rather than left running and holding the store's write lock."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _start_demo(path: Path) -> subprocess.Popen:

@@ -81,3 +81,20 @@ def test_port_in_use_is_a_message(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(app, "launch", busy)
     assert main(["app", "--store", str(tmp_path / "s.duckdb"), "--port", "7861", "--no-demo"]) == 2
     assert "pick another with --port" in capsys.readouterr().err
+
+
+def test_sigterm_stops_the_background_demo_too(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import pipeline.cli.app as app_command
+
+    FakeProcess.started = []
+    monkeypatch.setattr(app_command.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(app, "launch", lambda path, host, port: os.kill(os.getpid(), signal.SIGTERM))
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        main(["app", "--store", str(tmp_path / "store.duckdb")])
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert FakeProcess.started[0].terminated
+    assert signal.getsignal(signal.SIGTERM) is before, "the handler is only installed while serving"
