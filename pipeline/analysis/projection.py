@@ -4,6 +4,7 @@ request handler. Queries and targets are projected together so pairs share one m
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -38,13 +39,54 @@ def project(x: np.ndarray, method: Method = "umap", seed: int = 0) -> np.ndarray
                          initialization="pca", verbose=False).fit(x)
         return np.asarray(embedding, dtype=np.float64)
     if method == "umap":
-        import umap
-
-        neighbours = int(min(15, len(x) - 1))
-        reducer = umap.UMAP(n_neighbors=neighbours, min_dist=0.1, metric="cosine", random_state=seed,
-                            n_jobs=1, init="spectral" if len(x) > neighbours + 1 else "random")
-        return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+        return _umap_2d(x, seed)
     raise ValueError(f"unknown projection method {method!r}; use one of {METHODS}")
+
+
+# Above this many points the exact O(N^2) neighbour search costs more than UMAP's own
+# approximate one (NNDescent) even after its one-off compile.
+EXACT_KNN_MAX_POINTS = 50_000
+
+
+def exact_cosine_knn(x: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest rows by cosine distance, itself first: (indices, distances), both (N, k).
+
+    Chunked matrix products: memory stays at chunk x N similarities.
+    """
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    n = len(unit)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        sims = unit[start:stop] @ unit.T
+        # A point is its own nearest neighbour even when duplicates tie with it, as UMAP expects.
+        sims[np.arange(stop - start), np.arange(start, stop)] = np.inf
+        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        nearest_sims = np.take_along_axis(sims, nearest, axis=1)
+        order = np.lexsort((nearest, -nearest_sims), axis=1)  # ties broken by index: deterministic
+        indices[start:stop] = np.take_along_axis(nearest, order, axis=1)
+        distances[start:stop] = 1.0 - np.take_along_axis(nearest_sims, order, axis=1)
+    distances[:, 0] = 0.0
+    np.clip(distances, 0.0, 2.0, out=distances)
+    return indices, distances
+
+
+def _umap_2d(x: np.ndarray, seed: int) -> np.ndarray:
+    import umap
+
+    neighbours = int(min(15, len(x) - 1))
+    options = dict(n_neighbors=neighbours, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1,
+                   init="spectral" if len(x) > neighbours + 1 else "random")
+    if len(x) <= EXACT_KNN_MAX_POINTS:
+        # Exact neighbours skip NNDescent, whose numba compile is most of a fresh process's
+        # first UMAP (about 15 s of 33 s for 20k points on 2 cores; bench/bench_projection.py).
+        options["precomputed_knn"] = (*exact_cosine_knn(x, neighbours), None)
+    with warnings.catch_warnings():
+        # Without a search index UMAP warns that `transform` is unavailable; `place` stands in.
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        reducer = umap.UMAP(**options)
+        return np.asarray(reducer.fit_transform(x), dtype=np.float64)
 
 
 def place(query: np.ndarray, reference: np.ndarray, reference_xy: np.ndarray, k: int = 10) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline.analysis.alignment import alignment_metrics, recall_at_1, uniformity
-from pipeline.analysis.projection import pca_2d, place, project
+from pipeline.analysis.projection import exact_cosine_knn, pca_2d, place, project
 
 
 def _unit(x):
@@ -75,3 +75,21 @@ def test_place_lands_next_to_its_neighbours():
     xy = pca_2d(ref)
     spot = place(ref[3], ref, xy, k=1)
     assert np.allclose(spot, xy[3])
+
+
+def test_exact_knn_matches_brute_force_across_chunks():
+    x = np.random.default_rng(6).normal(size=(300, 12)).astype(np.float32)
+    indices, distances = exact_cosine_knn(x, k=6, chunk=64)
+    cosine = 1.0 - _unit(x) @ _unit(x).T
+    expected = np.argsort(cosine, axis=1)[:, :6]
+    assert (indices == expected).all()
+    assert np.allclose(distances, np.take_along_axis(np.clip(cosine, 0, 2), expected, axis=1), atol=1e-5)
+
+
+def test_exact_knn_puts_each_point_first_even_among_duplicates():
+    x = np.repeat(np.random.default_rng(7).normal(size=(5, 4)), 3, axis=0).astype(np.float32)
+    indices, distances = exact_cosine_knn(x, k=3)
+    assert (indices[:, 0] == np.arange(15)).all()
+    assert (distances[:, 0] == 0).all()
+    # The other two neighbours are the point's copies, in index order.
+    assert all(set(row) == set(range(3 * (i // 3), 3 * (i // 3) + 3)) for i, row in enumerate(indices))
