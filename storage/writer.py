@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from storage.errors import RunConflictError, StoreBusyError, StoreCorruptError
-from storage.migrations import Migration, ensure_current
+from storage.migrations import Migration, ensure_current, stored_version
 from storage.records import (
     DatasetRecord,
     DatasetRow,
@@ -34,6 +34,10 @@ from storage.records import (
 from storage.schema import ROLES, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
+
+
+# Every table keyed by run besides `runs` itself: what a run brings with it.
+RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment")
 
 
 def _insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[tuple]) -> None:
@@ -302,7 +306,7 @@ class StoreWriter:
 
     @staticmethod
     def _delete_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-        for table in ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment"):
+        for table in RUN_TABLES:
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
 
@@ -348,6 +352,43 @@ class StoreWriter:
             con.execute("DELETE FROM alignment WHERE run_id = ? AND dataset = ?", [run_id, dataset])
             _insert_many(con, "INSERT INTO alignment VALUES (?, ?, ?, ?)",
                          [(run_id, dataset, k, float(v)) for k, v in metrics.items()])
+
+    def merge_runs(self, other: str | os.PathLike, run_ids: Sequence[str]) -> None:
+        """Copy runs whole from another store of this schema version (e.g. a parallel worker's),
+        with the models, datasets, items and eval rows they use; stored runs of those ids are replaced."""
+        assert self.con is not None, "writer is closed"
+        if not run_ids:
+            return
+        other = Path(other)
+        source = duckdb.connect(str(other), read_only=True)
+        try:
+            version = stored_version(source)
+        finally:
+            source.close()
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"{other} has schema version {version}, this store {SCHEMA_VERSION}; "
+                             "run `vlmembed migrate` on it first")
+        self.con.execute("ATTACH ? AS other (READ_ONLY)", [str(other)])
+        try:
+            self.con.register("merged_runs", pa.table({"run_id": list(run_ids)}))
+            found = {r[0] for r in self.con.execute(
+                "SELECT run_id FROM other.runs JOIN merged_runs USING (run_id)").fetchall()}
+            if missing := sorted(set(run_ids) - found):
+                raise ValueError(f"{other} has no run {missing[0]!r} (and {len(missing) - 1} more missing)")
+            with self.transaction() as con:
+                con.execute("INSERT OR REPLACE INTO models BY NAME SELECT * FROM other.models")
+                con.execute("INSERT OR REPLACE INTO datasets BY NAME SELECT * FROM other.datasets")
+                con.execute("INSERT OR IGNORE INTO items BY NAME SELECT * FROM other.items")
+                con.execute("DELETE FROM dataset_rows WHERE dataset IN (SELECT dataset FROM other.dataset_rows)")
+                con.execute("INSERT INTO dataset_rows BY NAME SELECT * FROM other.dataset_rows")
+                for run_id in found:
+                    self._delete_run(con, run_id)
+                for table in ("runs", *RUN_TABLES):
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT t.* FROM other.{table} t "
+                                "JOIN merged_runs USING (run_id)")
+        finally:
+            self.con.unregister("merged_runs")
+            self.con.execute("DETACH other")
 
     def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         """For storage's own modules (e.g. paper import checks); not a public SQL door."""

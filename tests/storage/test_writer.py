@@ -185,3 +185,37 @@ def test_projection_and_alignment_round_trip(tmp_path):
     proj = reader.projection("r1", "toy", "pca")
     assert len(proj) == 6 and set(proj["role"]) == {"query", "target"}
     assert reader.alignment(["r1"])["value"].tolist() == [0.5]
+
+
+def test_merge_runs_copies_the_runs_whole_and_replaces_stored_ones(tmp_path):
+    main, worker = tmp_path / "main.duckdb", tmp_path / "worker.duckdb"
+    with StoreWriter(main) as w:
+        ids = seed_catalogue(w)
+        w.add_run(toy_run("kept", ids))
+        w.add_run(toy_run("r1", ids, value=10.0))
+    with StoreWriter(worker) as w:
+        ids = seed_catalogue(w)
+        w.add_run(toy_run("r1", ids, value=75.0))
+        w.add_run(toy_run("r2", ids, value=25.0))
+        w.add_run(toy_run("not-asked-for", ids))
+        w.set_alignment("r2", "toy", {"modality_gap": 0.5})
+    with StoreWriter(main) as w:
+        w.merge_runs(worker, ["r1", "r2"])
+    reader = StoreReader(main)
+    values = dict(reader.frame("SELECT run_id, value FROM scores").values.tolist())
+    assert values == {"kept": 50.0, "r1": 75.0, "r2": 25.0}
+    assert reader.embeddings("r2")[1].shape == (6, 4)
+    assert reader.frame("SELECT value FROM alignment WHERE run_id = 'r2'")["value"].tolist() == [0.5]
+    reader.close()
+    assert _count(worker, "runs") == 3  # the source is only read
+
+
+def test_merge_runs_of_an_unknown_run_changes_nothing(tmp_path):
+    main, worker = tmp_path / "main.duckdb", tmp_path / "worker.duckdb"
+    with StoreWriter(worker) as w:
+        w.add_run(toy_run("r1", seed_catalogue(w)))
+    with StoreWriter(main) as w:
+        seed_catalogue(w)
+    with StoreWriter(main) as w, pytest.raises(ValueError, match="no run 'ghost'"):
+        w.merge_runs(worker, ["r1", "ghost"])
+    assert _count(main, "runs") == 0
