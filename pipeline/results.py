@@ -24,6 +24,7 @@ from storage import (
     ScoreRecord,
     TrainLogRecord,
 )
+from storage.records import VISION_FROZEN, VISION_TRAINED
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ def model_record(entry: ModelEntry, description: str | None = None) -> ModelReco
     spec = get_family(entry.family).spec
     options = {**{"attention": spec.attention, "pooling": spec.pooling}, **entry.options}
     return ModelRecord(
-        model=entry.name, display_name=entry.name, paradigm=spec.paradigm, scale=entry.scale, family=spec.name,
-        attention=options["attention"], pooling=options["pooling"], vision_encoder=spec.vision_encoder,
-        vision_update="trained (LoRA)" if entry.train_vision else "frozen during contrastive fine-tuning",
+        model=entry.name, variant=entry.variant, display_name=entry.name, paradigm=spec.paradigm, scale=entry.scale,
+        family=spec.name, attention=options["attention"], pooling=options["pooling"],
+        vision_encoder=spec.vision_encoder, vision_update=VISION_TRAINED if entry.train_vision else VISION_FROZEN,
         backbone=spec.backbone, params=None if entry.scale == "tiny" else spec.published_params,
         description=description or f"{spec.display_name} family; weights: {entry.base}",
     )

@@ -10,9 +10,10 @@ interrupted one resumes from its last training checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from pipeline.results import (
     store_dataset_name,
 )
 from pipeline.train.checkpointing import CheckpointInfo, latest_checkpoint
-from pipeline.train.trainer import ContrastivePair, ContrastiveTrainer
+from pipeline.train.trainer import ContrastivePair, ContrastiveTrainer, TrainResult
 from storage import StoreWriter, config_hash
 from storage.paths import builtin_bench_dir, vlmembed_home
 
@@ -109,10 +110,19 @@ def _examples(pair: TrainPair):
 
 
 class ExperimentRunner:
-    def __init__(self, experiment: Experiment, store_path: str | Path, device: str | None = None):
+    """Runs an experiment's grid into a store.
+
+    `progress=False` turns off the trainer's and evaluator's progress bars (for output that goes to
+    a log file, such as `vlmembed app`'s background demo); every finished training and every landed
+    run is logged through `logging` either way.
+    """
+
+    def __init__(self, experiment: Experiment, store_path: str | Path, device: str | None = None,
+                 progress: bool = True):
         self.exp = experiment
         self.store_path = Path(store_path)
         self.device = device or _pick_device(experiment.device)
+        self.progress = progress
         self.output_dir = Path(experiment.output_dir or vlmembed_home() / "runs" / experiment.name).expanduser()
         root = resolve_data_root(experiment.data.root, experiment.data.seed)
         self.reader = MMEBReader(root, image_root=experiment.data.image_root)
@@ -130,6 +140,10 @@ class ExperimentRunner:
     # -- the grid ------------------------------------------------------------------------
     def run(self, only_models: set[str] | None = None) -> list[str]:
         """Run every (model, meta-task) not stored yet; returns the run ids landed."""
+        with library_progress_bars(self.progress):
+            return self._run_grid(only_models)
+
+    def _run_grid(self, only_models: set[str] | None) -> list[str]:
         landed: list[str] = []
         with StoreWriter(self.store_path) as writer:
             loaded: dict[str, TaskData] = {}  # the grid goes meta-task by meta-task: one task's data at a time
@@ -175,7 +189,7 @@ class ExperimentRunner:
             train_log=history, embed=self.exp.store_embeddings, pair_items=data.pair_items())
         writer.add_run(record, replace=True)
         writer.publish(keep_open=True)
-        log.info("stored %s: %s", run_id, _summary(result))
+        log.info("stored %s (evaluated and stored in %.1fs): %s", run_id, time.perf_counter() - tick, _summary(result))
         return run_id
 
     def _run_one(self, writer: StoreWriter, entry: ModelEntry, meta_task: str, data: TaskData,
@@ -195,7 +209,7 @@ class ExperimentRunner:
         if not data.train:
             raise ValueError(f"{meta_task}: no training pairs (no in-domain dataset with a train split)")
         trainer = ContrastiveTrainer(encoder, replace(self.exp.train_for(meta_task), lora=lora), len(data.train),
-                                     _pairs_at(data.train), run_dir / "checkpoints")
+                                     _pairs_at(data.train), run_dir / "checkpoints", progress=self.progress)
         scale_samples = trainer.data_scale_steps()
 
         def on_scale(info: CheckpointInfo) -> None:
@@ -205,6 +219,7 @@ class ExperimentRunner:
                                      history=trainer_history(info)))
 
         result = trainer.train(on_data_scale=on_scale)
+        log.info("trained %s on %s: %s", entry.name, meta_task, _train_summary(result))
         final = latest_checkpoint(run_dir / "checkpoints")
         assert final is not None, "the trainer always checkpoints its last step"
         replace(recipe, weights=WEIGHTS_FILE).save(final.path)
@@ -214,6 +229,10 @@ class ExperimentRunner:
 
     def evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None = None) -> list[str]:
         """Evaluate without training: the base model (zero-shot) or a trained model directory."""
+        with library_progress_bars(self.progress):
+            return self._evaluate_only(entry, model_dir)
+
+    def _evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None) -> list[str]:
         from pipeline.models.recipe import load_encoder
 
         landed = []
@@ -246,8 +265,25 @@ class ExperimentRunner:
     def _evaluate(self, encoder: VLMEncoder, model_key: str, data: TaskData) -> EvalResult:
         items = data.items()
         evaluator = Evaluator(encoder, lambda i: items[i].example(), batch_size=self.exp.eval_batch_size,
-                              cache=self.cache, model_key=model_key)
+                              cache=self.cache, model_key=model_key, progress=self.progress)
         return evaluator.evaluate(data.eval_tasks())
+
+
+@contextlib.contextmanager
+def library_progress_bars(enabled: bool) -> Iterator[None]:
+    """Turn transformers' and huggingface_hub's own bars ("Loading weights", downloads) off while
+    `enabled` is False, restoring their previous setting afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if enabled or not was_enabled:
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def trainer_history(info: CheckpointInfo) -> list:
@@ -257,6 +293,12 @@ def trainer_history(info: CheckpointInfo) -> list:
 
 def _summary(result: EvalResult) -> str:
     return ", ".join(f"{t}/{s} P@1 {v:.1f}" for (t, s), v in sorted(result.averages().items()))
+
+
+def _train_summary(result: TrainResult) -> str:
+    losses = [entry["loss"] for entry in result.log]
+    loss = f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else ""
+    return f"{result.steps} steps, {result.samples} samples{loss} in {result.seconds:.1f}s"
 
 
 def _slug(name: str) -> str:

@@ -16,9 +16,51 @@ from storage.schema import SCHEMA_VERSION, TABLES, VIEWS
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
-# MIGRATIONS[n] turns a version-n store into version n+1. Version 1 is the first layout
-# released, so there is nothing to migrate yet; the mechanism is tested with a fake step.
-MIGRATIONS: dict[int, Migration] = {}
+
+def _models_per_variant(con: duckdb.DuckDBPyConnection) -> None:
+    """1 -> 2: `models` keyed by (model, variant) instead of model alone.
+
+    Version 1 kept one record per name, so an ablation (the paper's MMaDA 'vision-unfrozen') and
+    the main run shared a record whose vision_update was whichever was written last. Each old
+    record becomes its model's 'default' record, and every other variant that runs use gets a copy;
+    then each pipeline-written vision_update is set from what that variant's runs recorded in their
+    config, and a paper variant's from the paper's data. No run, score or other row changes.
+    """
+    from storage.paper import paper_models  # storage.paper imports the writer, which imports this module
+    from storage.records import VISION_FROZEN, VISION_TRAINED
+
+    columns = "family, display_name, paradigm, attention, pooling, vision_encoder, vision_update, backbone, " \
+              "params, scale, description"
+    con.execute("""
+        CREATE TABLE models_v2 (
+            model VARCHAR NOT NULL, variant VARCHAR NOT NULL DEFAULT 'default', family VARCHAR,
+            display_name VARCHAR NOT NULL,
+            paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion')),
+            attention VARCHAR, pooling VARCHAR, vision_encoder VARCHAR, vision_update VARCHAR, backbone VARCHAR,
+            params BIGINT, scale VARCHAR NOT NULL, description VARCHAR, PRIMARY KEY (model, variant))""")
+    con.execute(f"INSERT INTO models_v2 SELECT model, 'default', {columns} FROM models")
+    con.execute(f"""INSERT INTO models_v2 SELECT v.model, v.variant, {columns} FROM models
+                    JOIN (SELECT DISTINCT model, variant FROM runs WHERE variant <> 'default') v USING (model)""")
+    con.execute("""
+        UPDATE models_v2 m SET vision_update = CASE WHEN t.trained THEN ? ELSE ? END
+        FROM (SELECT model, variant, bool_or(CAST(json_extract(config, '$.model.train_vision') AS BOOLEAN)) AS trained
+              FROM runs WHERE source <> 'paper' AND json_extract(config, '$.model.train_vision') IS NOT NULL
+              GROUP BY ALL) t
+        WHERE m.model = t.model AND m.variant = t.variant AND m.vision_update IN (?, ?)""",
+                [VISION_TRAINED, VISION_FROZEN, VISION_TRAINED, VISION_FROZEN])
+    published = {(r.model, r.variant): r for r in paper_models()}
+    for (model, variant), record in published.items():
+        default = published.get((model, "default"))
+        if variant != "default" and default is not None:
+            con.execute("UPDATE models_v2 SET vision_update = ?, description = ? WHERE model = ? AND variant = ? "
+                        "AND vision_update IS NOT DISTINCT FROM ?",
+                        [record.vision_update, record.description, model, variant, default.vision_update])
+    con.execute("DROP TABLE models")
+    con.execute("ALTER TABLE models_v2 RENAME TO models")
+
+
+# MIGRATIONS[n] turns a version-n store into version n+1.
+MIGRATIONS: dict[int, Migration] = {1: _models_per_variant}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:

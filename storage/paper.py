@@ -9,7 +9,7 @@ per-dataset numbers (reported_averages), so any disagreement stays visible.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -32,15 +32,25 @@ def canonical_dataset(name: str) -> str:
 
 
 def paper_models() -> list[ModelRecord]:
-    return [
-        ModelRecord(
+    """Table 6's records (variant 'default'), and one per ablation variant a table reports (Table 4's
+    MMaDA 'vision-unfrozen'), which differs in how its vision encoder was updated."""
+    data = paper_data()
+    defaults = {
+        m["model"]: ModelRecord(
             model=m["model"], display_name=m["model"], paradigm=m["paradigm"], scale="published",
             family=m["family"], attention=m["attention"], pooling=m["pooling"],
             vision_encoder=m["vision_encoder"], vision_update=m["vision_update"], backbone=m["backbone"],
             description="Published checkpoint evaluated in the paper (Table 6).",
         )
-        for m in paper_data()["models"]
+        for m in data["models"]
+    }
+    variants = [
+        replace(defaults[model], variant=table["variant"],
+                vision_update=table.get("vision_update", defaults[model].vision_update),
+                description=f"{table['table']} ablation: {table.get('note', table['variant'])}")
+        for table in data["tables"] if table["variant"] != "default" for model in table["columns"]
     ]
+    return [*defaults.values(), *variants]
 
 
 def paper_datasets() -> list[DatasetRecord]:

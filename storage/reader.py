@@ -121,7 +121,7 @@ class StoreReader:
 
     # -- catalogue -----------------------------------------------------------------------
     def models(self) -> pd.DataFrame:
-        return self.frame("SELECT * FROM models ORDER BY scale, paradigm, model")
+        return self.frame("SELECT * FROM models ORDER BY scale, paradigm, model, variant <> 'default', variant")
 
     def datasets(self) -> pd.DataFrame:
         return self.frame(
@@ -130,7 +130,7 @@ class StoreReader:
         )
 
     def runs(self, source: str | None = None) -> pd.DataFrame:
-        sql = ("SELECT r.*, m.paradigm, m.scale FROM runs r JOIN models m USING (model) "
+        sql = ("SELECT r.*, m.paradigm, m.scale FROM runs r JOIN models m USING (model, variant) "
                "WHERE r.status = 'complete'")
         params: list = []
         if source:
@@ -222,7 +222,7 @@ class StoreReader:
             "SELECT r.run_id, r.model, r.source, r.label, r.experiment, r.variant, r.stage, r.train_samples, "
             "r.train_task, r.checkpoint, r.config, r.finished_at, m.family, m.paradigm, m.scale, "
             "any_value(e.dim) AS dim, count(*) AS n_items "
-            "FROM embeddings e JOIN runs r USING (run_id) JOIN models m USING (model) "
+            "FROM embeddings e JOIN runs r USING (run_id) JOIN models m USING (model, variant) "
             "WHERE r.status = 'complete' GROUP BY ALL ORDER BY r.model, r.train_samples NULLS LAST, r.run_id"
         )
 
@@ -272,7 +272,7 @@ class StoreReader:
         return self.frame(
             "SELECT p.run_id, p.dataset, p.method, count(*) FILTER (WHERE p.role = 'query') AS n_queries, "
             "r.model, r.source, r.experiment, r.variant, r.stage, r.train_samples, r.train_task, r.label, "
-            "m.paradigm FROM projections p JOIN runs r USING (run_id) JOIN models m USING (model) "
+            "m.paradigm FROM projections p JOIN runs r USING (run_id) JOIN models m USING (model, variant) "
             "WHERE r.status = 'complete' GROUP BY ALL "
             "ORDER BY r.model, p.dataset, p.method, r.train_samples NULLS LAST, p.run_id"
         )

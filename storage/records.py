@@ -24,6 +24,12 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# `models.vision_update` of a model the pipeline fine-tuned: pipeline.results writes these, and the
+# version-2 migration reads a run's config back into them.
+VISION_TRAINED = "trained (LoRA)"
+VISION_FROZEN = "frozen during contrastive fine-tuning"
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     model: str
@@ -38,10 +44,13 @@ class ModelRecord:
     backbone: str | None = None
     params: int | None = None
     description: str | None = None
+    variant: str = "default"  # one record per (model, variant): e.g. MMaDA 'vision-unfrozen' (Table 4)
 
     def __post_init__(self) -> None:
         _require(self.paradigm, PARADIGMS, "paradigm")
         _require(self.scale, ("published", "tiny"), "scale")
+        if not self.model.strip() or not self.variant.strip():
+            raise ValueError(f"a model record needs a model name and a variant, got {self.model!r} / {self.variant!r}")
 
 
 @dataclass(frozen=True)

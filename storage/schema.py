@@ -8,7 +8,7 @@ columns stable.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `models` keyed by (model, variant)
 
 META_TASKS = ("classification", "vqa", "retrieval")
 SOURCES = ("paper", "pipeline", "demo")
@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 
 CREATE TABLE IF NOT EXISTS models (
-    model VARCHAR PRIMARY KEY,            -- 'LLaVA-1.6' (paper) or e.g. 'llava_next-tiny' (demo)
+    model VARCHAR NOT NULL,               -- 'LLaVA-1.6' (paper) or e.g. 'llava_next-tiny' (demo)
+    variant VARCHAR NOT NULL DEFAULT 'default',  -- a record per variant: an ablation's settings differ
     family VARCHAR,                       -- registry name in pipeline.models, when there is one
     display_name VARCHAR NOT NULL,
     paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion')),
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS models (
     backbone VARCHAR,
     params BIGINT,
     scale VARCHAR NOT NULL,               -- 'published' (7-8B checkpoints) or 'tiny' (demo presets)
-    description VARCHAR
+    description VARCHAR,
+    PRIMARY KEY (model, variant)          -- runs join on both: JOIN models USING (model, variant)
 );
 
 CREATE TABLE IF NOT EXISTS datasets (
@@ -167,7 +169,7 @@ CREATE OR REPLACE VIEW v_scores AS
            r.variant, r.stage, r.train_samples, r.label, d.benchmark, m.scale
     FROM scores s
     JOIN runs r USING (run_id)
-    JOIN models m ON m.model = r.model
+    JOIN models m ON m.model = r.model AND m.variant = r.variant
     JOIN datasets d ON d.dataset = s.dataset
     WHERE r.status = 'complete';
 

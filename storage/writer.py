@@ -35,6 +35,9 @@ from storage.schema import ROLES, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
+MODEL_COLUMNS = ("model", "variant", "family", "display_name", "paradigm", "attention", "pooling", "vision_encoder",
+                 "vision_update", "backbone", "params", "scale", "description")
+
 
 # Every table keyed by run besides `runs` itself: what a run brings with it.
 RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment")
@@ -170,13 +173,15 @@ class StoreWriter:
 
     # -- catalogue ------------------------------------------------------------------------
     def upsert_models(self, models: Iterable[ModelRecord]) -> None:
+        """One record per (model, variant): an ablation keeps its own settings beside the main run's."""
         rows = [
-            (m.model, m.family, m.display_name, m.paradigm, m.attention, m.pooling, m.vision_encoder,
+            (m.model, m.variant, m.family, m.display_name, m.paradigm, m.attention, m.pooling, m.vision_encoder,
              m.vision_update, m.backbone, m.params, m.scale, m.description)
             for m in models
         ]
         with self.transaction() as con:
-            _insert_many(con, "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            _insert_many(con, f"INSERT OR REPLACE INTO models ({', '.join(MODEL_COLUMNS)}) "
+                              f"VALUES ({', '.join('?' * len(MODEL_COLUMNS))})", rows)
 
     def upsert_datasets(self, datasets: Iterable[DatasetRecord]) -> None:
         rows = [
@@ -244,9 +249,11 @@ class StoreWriter:
         assert self.con is not None, "writer is closed"
         # fetchall, not fetchone: DuckDB refuses the `register` of _missing_items below while a
         # fetchone() result is unfinished (a run with embeddings and no scores hit it)
-        known_model = self.con.execute("SELECT 1 FROM models WHERE model = ?", [run.model]).fetchall()
+        known_model = self.con.execute("SELECT 1 FROM models WHERE model = ? AND variant = ?",
+                                       [run.model, run.variant]).fetchall()
         if not known_model:
-            raise ValueError(f"run {run.run_id}: model {run.model!r} is not in `models`; upsert_models first")
+            raise ValueError(f"run {run.run_id}: model {run.model!r} variant {run.variant!r} is not in `models`; "
+                             "upsert_models first (a ModelRecord with that model and variant)")
         datasets = {s.dataset for s in run.scores} | {r.dataset for r in run.ranks}
         if datasets:
             known = {r[0] for r in self.con.execute("SELECT dataset FROM datasets").fetchall()}

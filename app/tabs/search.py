@@ -20,13 +20,15 @@ from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
 from pipeline.search import QueryError, SearchEngine
-from pipeline.search.engine import MAX_K
+from pipeline.search.engine import MAX_K, TASK_CHOICES
 from pipeline.search.query import Query
 from storage import StoreError
 
 log = logging.getLogger(__name__)
 
 ALL = "all"
+AUTO = "auto"  # the default runs follow the pool's meta-task (see SearchEngine.default_runs)
+TASKS = [("auto (the pool's meta-task)", AUTO)] + [(t, t) for t in TASK_CHOICES]
 DEFAULT_K = 10
 CONCURRENCY = 2  # encoders are CPU-bound; more parallel requests only queue inside torch
 _ENGINES: dict[Path, SearchEngine] = {}
@@ -41,28 +43,42 @@ def engine_for(store: StoreCache) -> SearchEngine:
         return _ENGINES[store.path]
 
 
-def choices(store: StoreCache) -> tuple[list, list, list[str]]:
-    """(pool choices, run choices, default runs); empty when the store is unreadable."""
+def _dataset(pool: str | None) -> str | None:
+    return None if not pool or pool == ALL else pool
+
+
+def _task(task: str | None) -> str | None:
+    return None if not task or task == AUTO else task
+
+
+def choices(store: StoreCache, pool: str | None = None, task: str | None = None) -> tuple[list, list, list[str]]:
+    """(pool choices, run choices, default runs for the pool and trained-on task); empty when the
+    store is unreadable."""
     try:
         engine = engine_for(store)
         pools = [("all stored items", ALL)] + [(d, d) for d in engine.datasets()]
         runs = [(r.title, r.run_id) for r in engine.runs()]
-        return pools, runs, engine.default_runs()
-    except StoreError:
+        return pools, runs, engine.default_runs(_dataset(pool), _task(task))
+    except (StoreError, QueryError):
         return [("all stored items", ALL)], [], []
 
 
+def default_runs(store: StoreCache, pool: str | None, task: str | None) -> list[str]:
+    """The runs ticked for a pool and a trained-on choice: each model's final run trained on the
+    chosen meta-task, or with "auto" on the pool's."""
+    return choices(store, pool, task)[2]
+
+
 def run_search(store: StoreCache, image: str | None, text: str | None, instruction: str | None, pool: str | None,
-               run_ids: list[str] | None, k: float | None) -> tuple:
+               run_ids: list[str] | None, k: float | None, task: str | None = AUTO) -> tuple:
     """(status, results HTML, maps HTML, JSON, the query image as the models get it (upright RGB) or None);
-    never raises for bad input."""
+    never raises for bad input. With no runs ticked, `task` chooses them (`default_runs`)."""
     empty = ('<div id="search-results"></div>', '<div id="search-maps"></div>')
     try:
         engine = engine_for(store)
         query = Query.build(text=text, instruction=instruction, image=image or None)
-        dataset = None if not pool or pool == ALL else pool
-        result = engine.search(query, run_ids=run_ids or None, dataset=dataset,
-                               k=int(min(max(k or DEFAULT_K, 1), MAX_K)))
+        result = engine.search(query, run_ids=run_ids or None, dataset=_dataset(pool),
+                               k=int(min(max(k or DEFAULT_K, 1), MAX_K)), task=_task(task))
     except (QueryError, StoreError) as exc:
         return f"⚠️ {exc}", *empty, {"error": str(exc)}, None
     except Exception as exc:  # noqa: BLE001 - one failed query must not take the tab down
@@ -73,7 +89,7 @@ def run_search(store: StoreCache, image: str | None, text: str | None, instructi
 
 
 def build(ctx: Context) -> None:
-    pools, runs, default_runs = choices(ctx.store)
+    pools, runs, defaults = choices(ctx.store)
     gr.Markdown("Search the stored candidates with your own query. Every chosen model encodes it with its own "
                 "trained encoder; results are side by side, the gold item is marked when the query is a stored one, "
                 "and the ★ shows where the query lands on each model's map.")
@@ -90,8 +106,10 @@ def build(ctx: Context) -> None:
                                      placeholder="e.g. Represent the given image for classification")
             with gr.Row():
                 pool = gr.Dropdown(pools, value=ALL, label="Candidate pool", elem_id="search-pool")
+                task = gr.Dropdown(TASKS, value=AUTO, label="Trained on", elem_id="search-task",
+                                   info="ticks each model's final run trained on this meta-task")
                 k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Top k", elem_id="search-k")
-            models = gr.CheckboxGroup(runs, value=default_runs, label="Models", elem_id="search-models",
+            models = gr.CheckboxGroup(runs, value=defaults, label="Models", elem_id="search-models",
                                       info="runs that stored embeddings; the demo that `vlmembed app` builds in the "
                                       "background adds its models here as each one finishes")
             go = gr.Button("Search", variant="primary", elem_id="search-go")
@@ -100,8 +118,11 @@ def build(ctx: Context) -> None:
     maps = gr.HTML('<div id="search-maps"></div>', elem_id="search-maps-box")
     raw = gr.JSON(label="Raw results", visible=False)
 
-    def search(image, text, instruction, pool, run_ids, k):
-        return run_search(ctx.store, image, text, instruction, pool, run_ids, k)
+    def search(image, text, instruction, pool, run_ids, k, task):
+        return run_search(ctx.store, image, text, instruction, pool, run_ids, k, task)
+
+    def pick_runs(pool, task):
+        return gr.update(value=default_runs(ctx.store, pool, task))
 
     def pool_instruction(pool):
         try:
@@ -109,30 +130,36 @@ def build(ctx: Context) -> None:
         except StoreError:
             return ""
 
-    def refresh(pool_value, run_values):
-        pools, runs, defaults = choices(ctx.store)
+    def refresh(pool_value, task_value, run_values):
+        pools, runs, _ = choices(ctx.store)
         keep = [r for r in run_values or [] if r in {v for _, v in runs}]
         valid_pool = pool_value if pool_value in {v for _, v in pools} else ALL
-        return gr.update(choices=pools, value=valid_pool), gr.update(choices=runs, value=keep or defaults)
+        chosen = keep or default_runs(ctx.store, valid_pool, task_value)
+        return gr.update(choices=pools, value=valid_pool), gr.update(choices=runs, value=chosen)
 
     def restore(request: gr.Request):
         p = Params.of(request)
-        pools, runs, defaults = choices(ctx.store)
+        pools, runs, _ = choices(ctx.store)
         pool_value = p.choice("pool", [v for _, v in pools], ALL)
-        chosen = p.many("models", [v for _, v in runs], defaults)
-        return (gr.update(choices=pools, value=pool_value), gr.update(choices=runs, value=chosen),
+        task_value = p.choice("trained_on", [v for _, v in TASKS], AUTO)
+        chosen = p.many("models", [v for _, v in runs], default_runs(ctx.store, pool_value, task_value))
+        return (gr.update(choices=pools, value=pool_value), task_value, gr.update(choices=runs, value=chosen),
                 p.number("k", DEFAULT_K, 1, MAX_K), p.text("text"), p.text("instruction"))
 
-    inputs = [image, text, instruction, pool, models, k]
+    inputs = [image, text, instruction, pool, models, k, task]
     # One queue for the button and Enter in the text box: at most CONCURRENCY searches at a time.
     go.click(search, inputs, [status, results, maps, raw, seen], api_name="search", concurrency_limit=CONCURRENCY,
              concurrency_id="live-search")
     text.submit(search, inputs, [status, results, maps, raw, seen], api_visibility="private",
                 concurrency_limit=CONCURRENCY, concurrency_id="live-search")
     pool.input(pool_instruction, [pool], [instruction], api_name="search_instruction", queue=False)
-    ctx.on_load(restore, [pool, models, k, text, instruction])
-    ctx.on_new_data(refresh, [pool, models], [pool, models])
-    for key, control in (("pool", pool), ("models", models), ("k", k), ("text", text), ("instruction", instruction)):
+    # A new pool (with "auto") or a new trained-on choice ticks each model's matching final run.
+    for control in (pool, task):
+        control.input(pick_runs, [pool, task], [models], api_visibility="private", queue=False)
+    ctx.on_load(restore, [pool, task, models, k, text, instruction])
+    ctx.on_new_data(refresh, [pool, task, models], [pool, models])
+    for key, control in (("pool", pool), ("trained_on", task), ("models", models), ("k", k), ("text", text),
+                         ("instruction", instruction)):
         track(control, key)
 
 

@@ -14,6 +14,8 @@ def _add(parser: argparse.ArgumentParser) -> None:
     add_store_argument(parser)
     parser.add_argument("--only", nargs="+", metavar="MODEL", help="run only these model entries (by name)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the experiment's)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (for output sent to a log file); each run is still logged")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -21,7 +23,7 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.runner import ExperimentRunner
 
     experiment = Experiment.from_toml(args.experiment)
-    runner = ExperimentRunner(experiment, store_path(args), device=args.device)
+    runner = ExperimentRunner(experiment, store_path(args), device=args.device, progress=not args.no_progress)
     landed = runner.run(only_models=set(args.only) if args.only else None)
     print(f"{len(landed)} runs stored in {store_path(args)}" + ("" if landed else " (everything was already stored)"))
     return 0

@@ -7,6 +7,7 @@ import json
 
 from pipeline.cli import Command
 from pipeline.cli._common import add_store_argument, store_path
+from pipeline.data.catalog import META_TASKS
 
 
 def _add(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +18,13 @@ def _add(parser: argparse.ArgumentParser) -> None:
                         help="instruction for the query (default: the pool dataset's own instruction, if any)")
     parser.add_argument("--dataset", metavar="NAME", default=None,
                         help="candidate pool: one dataset's candidates (default: every stored candidate)")
-    parser.add_argument("--run", nargs="+", metavar="ID", default=None,
-                        help="runs to search with (default: the final run of each model)")
+    runs = parser.add_mutually_exclusive_group()  # --task chooses the runs; --run names them
+    runs.add_argument("--task", choices=META_TASKS, default=None,
+                      help="search with each model's final run trained on this meta-task (or on all of them); "
+                           "default: the --dataset pool's meta-task, or with no pool each model's run trained on "
+                           "all tasks, else retrieval, else the first alphabetically")
+    runs.add_argument("--run", nargs="+", metavar="ID", default=None,
+                      help="runs to search with, instead of the ones --task chooses")
     parser.add_argument("--k", type=int, default=10, help="results per model")
     parser.add_argument("--device", default=None, help="encoder device (default $VLMEMBED_DEVICE or cpu)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -47,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     engine = SearchEngine(StoreReader(store_path(args)), device=args.device)
     instruction = args.instruction if args.instruction is not None else engine.instruction_of(args.dataset)
     query = Query.build(text=args.text, instruction=instruction, image=args.image)
-    result = engine.search(query, run_ids=args.run, dataset=args.dataset, k=args.k)
+    result = engine.search(query, run_ids=args.run, dataset=args.dataset, k=args.k, task=args.task)
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
     else:

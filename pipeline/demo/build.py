@@ -177,7 +177,7 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
             pretrain_miniature(model, config, captions, base, progress)
         report.seconds[f"{model.family}:pretrain"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        runner = ExperimentRunner(config.experiment(model, base), store, device="cpu")
+        runner = ExperimentRunner(config.experiment(model, base), store, device="cpu", progress=progress)
         landed = runner.run()
         report.seconds[f"{model.family}:runs"] = time.perf_counter() - tick
         if config.project_method and landed:

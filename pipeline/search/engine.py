@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.projection import METHODS, place
+from pipeline.data.catalog import META_TASKS
 from pipeline.search.encoders import EncoderPool, EncoderSource, EncoderUnavailable
 from pipeline.search.index import BoundedCache, CandidateIndex
 from pipeline.search.query import Query, QueryError
@@ -54,8 +55,11 @@ class RunInfo:
 
     @property
     def title(self) -> str:
-        """What a results column is called: the model and, when not the final run, its stage."""
-        return self.model if self.stage == "final" else f"{self.model} · {self.label}"
+        """What a results column is called: the model and the meta-task its final run was trained on,
+        or, for any other stage, the run's label (which names its task and stage)."""
+        if self.stage != "final":
+            return f"{self.model} · {self.label}"
+        return f"{self.model} · {self.train_task}" if self.train_task else self.model
 
 
 @dataclass
@@ -104,6 +108,7 @@ class SearchResult:
         for a in self.answers:
             out["runs"].append({
                 "run_id": a.run.run_id, "model": a.run.model, "title": a.run.title, "stage": a.run.stage,
+                "train_task": a.run.train_task,
                 "train_samples": a.run.train_samples, "available": a.ok, "error": a.error,
                 "seconds": round(a.seconds, 4), "gold_rank": a.gold_rank,
                 "placement": asdict(a.placement) if a.placement else None,
@@ -122,6 +127,41 @@ class _StoreView:
     targets: pd.DataFrame  # dataset, item_id of every candidate
     queries: dict[tuple, list[dict]]  # content key -> stored eval rows
     projected: pd.DataFrame
+
+
+TASK_CHOICES = META_TASKS
+# Without a task or a pool: what each model's default final run was trained on, in this order
+# ("all" = trained on every meta-task at once); any other task after these, alphabetically.
+AUTO_TASK_ORDER = ("all", "retrieval")
+
+
+def choose_runs(runs: Iterable[RunInfo], task: str | None) -> list[str]:
+    """One final run per model, in the models' first-seen order.
+
+    With a `task`: the model's final run trained on it, else one trained on "all"; a model with
+    neither is left out rather than shown with a run trained on something else. Without: the
+    model's final run trained on "all", else "retrieval", else the alphabetically first task.
+    Ties (several runs of one model on one task) go to the first in `runs`.
+    """
+    finals = [r for r in runs if r.stage == "final"]
+    if task is not None:
+        wanted = (task, "all")
+        rank = {t: i for i, t in enumerate(wanted)}
+        candidates = [r for r in finals if r.train_task in rank]
+    else:
+        rank = {t: i for i, t in enumerate(AUTO_TASK_ORDER)}
+        candidates = finals
+
+    def order(run: RunInfo) -> tuple:
+        known = run.train_task is not None
+        return (rank.get(run.train_task, len(rank)), not known, run.train_task or "")
+
+    chosen: dict[str, RunInfo] = {}
+    for run in candidates:
+        best = chosen.get(run.model)
+        if best is None or order(run) < order(best):
+            chosen[run.model] = run
+    return [r.run_id for r in chosen.values()]
 
 
 def _none_if_nan(value):
@@ -193,25 +233,22 @@ class SearchEngine:
             return ""
         return _none_if_nan(view.datasets.loc[dataset, "instruction"]) or ""
 
-    def default_runs(self, dataset: str | None = None) -> list[str]:
-        """The final run of each model: trained on the dataset's meta-task when there is one,
-        else on all meta-tasks, else the latest."""
+    def default_runs(self, dataset: str | None = None, task: str | None = None) -> list[str]:
+        """Each model's final run trained on one meta-task, so the columns compare like with like:
+        `task` when given, else the pool dataset's meta-task, else the `choose_runs` default."""
+        if task is not None and task not in TASK_CHOICES:
+            raise QueryError(f"unknown task {task!r}; choose the meta-task the runs were trained on: "
+                             f"{', '.join(TASK_CHOICES)} (or none, for the pool's own)")
         view = self.view()
-        task = None
-        if dataset and dataset in view.datasets.index:
-            task = view.datasets.loc[dataset, "meta_task"]
-        chosen = []
-        finals = [r for r in view.runs.values() if r.stage == "final"]
-        for model in dict.fromkeys(r.model for r in finals):
-            mine = [r for r in finals if r.model == model]
-            best = ([r for r in mine if r.train_task == task] or [r for r in mine if r.train_task == "all"]
-                    or mine[-1:])
-            chosen.append(best[0].run_id)
-        return chosen
+        if task is None and dataset and dataset in view.datasets.index:
+            task = str(view.datasets.loc[dataset, "meta_task"])
+        return choose_runs(view.runs.values(), task)
 
     # -- the search ----------------------------------------------------------------------
     def search(self, query: Query, run_ids: Sequence[str] | None = None, dataset: str | None = None,
-               k: int = 10, method: str = "umap") -> SearchResult:
+               k: int = 10, method: str = "umap", task: str | None = None) -> SearchResult:
+        """Every run's top-k; without `run_ids`, each model's final run trained on `task` (else on
+        the pool's meta-task, else the `choose_runs` default)."""
         view = self.view()
         if not view.runs:
             raise QueryError(f"no run in {self.reader.path} has stored embeddings to search; run an experiment "
@@ -219,7 +256,12 @@ class SearchEngine:
         if dataset and dataset not in set(view.targets["dataset"]):
             raise QueryError(f"unknown candidate pool {dataset!r}; pick a dataset with stored candidates "
                              "or leave it empty for all candidates")
-        ids = list(run_ids) if run_ids else self.default_runs(dataset)
+        ids = list(run_ids) if run_ids else self.default_runs(dataset, task)
+        if not ids:
+            wanted = task or (f"{dataset}'s meta-task" if dataset else None)
+            raise QueryError((f"no model has a final run trained on {wanted} (or on all meta-tasks) with stored "
+                              "embeddings; pick another task or choose the runs yourself") if wanted else
+                             "no final run has stored embeddings; choose the runs to search with yourself")
         unknown = [r for r in ids if r not in view.runs]
         if unknown:
             raise QueryError(f"no embeddings stored for run(s) {unknown}; choose among {len(view.runs)} runs "

@@ -78,7 +78,7 @@ class ContrastiveTrainer:
     """Fine-tunes `encoder` on pairs; `pairs_at(indices)` materialises pairs (images loaded lazily)."""
 
     def __init__(self, encoder: VLMEncoder, config: TrainConfig, n_pairs: int, pairs_at: PairSource,
-                 output_dir: str | Path, accelerator: Any = None):
+                 output_dir: str | Path, accelerator: Any = None, progress: bool = True):
         from accelerate import Accelerator
 
         if n_pairs < config.global_batch_size:
@@ -88,6 +88,7 @@ class ContrastiveTrainer:
         self.n_pairs = n_pairs
         self.pairs_at = pairs_at
         self.output_dir = Path(output_dir)
+        self.progress = progress  # a progress bar on the main process; off for logs written to a file
         self.accelerator = accelerator or Accelerator(mixed_precision="bf16" if config.bf16 else "no")
         torch.manual_seed(config.seed)
         if config.lora is not None:
@@ -171,7 +172,7 @@ class ContrastiveTrainer:
         scale_steps = self.data_scale_steps()
         result = TrainResult(steps=start_step, samples=samples, log=history)
         bar = tqdm(total=self.total_steps, initial=start_step, desc="train", unit="step",
-                   disable=not self.accelerator.is_main_process)
+                   disable=not (self.progress and self.accelerator.is_main_process))
         began = time.perf_counter()
         end = self.total_steps if stop_after is None else min(self.total_steps, start_step + stop_after)
         for step in range(start_step, end):

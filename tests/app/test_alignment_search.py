@@ -117,6 +117,11 @@ def test_search_text_in_the_whole_store(served):
     status, results, _, raw, _ = served.predict(None, "red", "", "all", [], 3, api_name="/search")
     assert "2 of 2" in status and raw["pool"] == "all"
     assert all(len(r["hits"]) == 3 for r in raw["runs"]) and "red" in results
+    # the trailing "Trained on" input chooses the runs when none is ticked
+    status, *_ = served.predict(None, "red", "", "all", [], 3, "classification", api_name="/search")
+    assert "2 of 2" in status
+    status, *_ = served.predict(None, "red", "", "all", [], 3, "vqa", api_name="/search")
+    assert status.startswith("⚠️") and "trained on vqa" in status
 
 
 def test_every_bad_input_gets_a_message_and_the_app_keeps_serving(served, tmp_path):

@@ -49,9 +49,12 @@ def _scores(path):
         reader.close()
 
 
-def test_micro_demo_lands_paper_and_every_stage(home, tmp_path):
+def test_micro_demo_lands_paper_and_every_stage(home, tmp_path, capfd):
     path = tmp_path / "store.duckdb"
+    capfd.readouterr()
     report = build_demo(path, MICRO, progress=False)
+    err = capfd.readouterr().err
+    assert "\r" not in err and "it/s" not in err, err[-500:]  # no bar from pretraining, training or evaluation
     stages = sorted(r.rsplit(":", 1)[1] for r in report.runs)
     assert stages == ["checkpoint-8", "final", "zero-shot-0"]
     reader = StoreReader(path)

@@ -130,3 +130,26 @@ def test_model_meta_tasks_restrict_the_grid_and_are_checked():
         ModelEntry(name="b", family="mmada", meta_tasks=("grounding",))
     with pytest.raises(ValueError, match="non-empty subset"):
         ModelEntry(name="b", family="mmada", meta_tasks=())
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_table4_ablation_and_main_mmada_keep_their_own_model_records(paper, tmp_path, order):
+    """Whichever MMaDA entry the runner writes last, each variant's record keeps its own flag."""
+    from pipeline.results import model_record
+    from storage import StoreReader, StoreWriter
+    from storage.paper import import_paper
+    from storage.records import VISION_FROZEN, VISION_TRAINED
+
+    path = tmp_path / "store.duckdb"
+    with StoreWriter(path) as writer:
+        import_paper(writer)
+        for entry in paper.models[::order]:
+            writer.upsert_models([model_record(entry)])
+    reader = StoreReader(path)
+    models = reader.models()
+    mmada = models[models["model"] == "MMaDA"].set_index("variant")
+    assert mmada["vision_update"].to_dict() == {"default": VISION_FROZEN, "vision-unfrozen": VISION_TRAINED}
+    assert len(models) == 5  # four models, one of them with an ablation variant
+    paper_table4 = reader.frame("SELECT count(*) AS n FROM v_scores WHERE variant = 'vision-unfrozen'")["n"][0]
+    assert paper_table4 == 10  # the paper's Table 4 run still joins its record
+    reader.close()

@@ -88,3 +88,28 @@ family = "lavida"
     path.write_text("name = \n")
     with pytest.raises(ValueError, match="not valid TOML"):
         Experiment.from_toml(path)
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_progress_flag_reaches_the_trainer_and_evaluator_bars(toy_root, tmp_path, capfd, caplog, progress):
+    """Without progress no tqdm line reaches stderr (a log file stays readable), yet each training
+    and each landed run is still logged; with progress the bars are there."""
+    import dataclasses
+    import logging
+
+    exp = dataclasses.replace(_experiment(toy_root, tmp_path, max_steps=1, checkpoint_samples=()), zero_shot=False)
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="pipeline.runner"):
+        landed = ExperimentRunner(exp, tmp_path / "store.duckdb", progress=progress).run()
+    err = capfd.readouterr().err
+    assert [r.rsplit(":", 1)[1] for r in landed] == ["final"]
+    bars = ("train:" in err, "encode llava_next" in err)
+    assert bars == ((True, True) if progress else (False, False)), err[-500:]
+    if not progress:
+        assert "\r" not in err
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()  # the library's own bars are switched back on afterwards
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("trained tiny llava on classification: 1 steps, 16 samples") for m in messages)
+    assert any(m.startswith(f"stored {landed[0]} ") for m in messages)

@@ -17,9 +17,11 @@ from pipeline.search import (
     EncoderSource,
     Query,
     QueryError,
+    RunInfo,
     SearchEngine,
     top_k,
 )
+from pipeline.search.engine import choose_runs
 from storage import StoreReader, StoreWriter
 
 INSTRUCTION = "Identify the colour of the square"
@@ -141,3 +143,60 @@ def test_cli_search_refuses_a_bad_image_in_one_line(embedded_store, tmp_path, ca
     assert main(["search", "--store", str(embedded_store.path), "--image", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "image not usable" in err and "notes.png" in err
+
+
+def _run(model: str, task: str | None, stage: str = "final") -> RunInfo:
+    where = "final" if stage == "final" else f"{stage}-8"
+    return RunInfo(f"demo:{model}:{task}:{where}", model, f"{task} {stage}", stage, None, task, "demo", 64, None)
+
+
+# What `vlmembed demo` stores per model: zero-shot, a checkpoint and a final run per meta-task.
+DEMO_RUNS = [_run(m, t, s) for m in ("A", "B") for t in ("classification", "vqa", "retrieval")
+             for s in ("zero-shot", "checkpoint", "final")]
+
+
+@pytest.mark.parametrize("task", ["classification", "vqa", "retrieval"])
+def test_a_task_picks_each_models_final_run_trained_on_it(task):
+    assert choose_runs(DEMO_RUNS, task) == [f"demo:A:{task}:final", f"demo:B:{task}:final"]
+
+
+def test_without_task_or_pool_the_choice_is_documented_not_the_last_run():
+    assert choose_runs(DEMO_RUNS, None) == ["demo:A:retrieval:final", "demo:B:retrieval:final"]
+    assert choose_runs(DEMO_RUNS[::-1], None) == ["demo:B:retrieval:final", "demo:A:retrieval:final"]
+    with_all = [*DEMO_RUNS, _run("B", "all")]
+    assert choose_runs(with_all, None) == ["demo:A:retrieval:final", "demo:B:all:final"]
+    no_retrieval = [r for r in DEMO_RUNS if r.train_task != "retrieval"]
+    assert choose_runs(no_retrieval, None) == ["demo:A:classification:final", "demo:B:classification:final"]
+
+
+def test_a_task_falls_back_to_a_run_trained_on_all_tasks_and_leaves_other_models_out():
+    runs = [_run("A", "vqa"), _run("B", "all"), _run("C", "retrieval"), _run("D", "vqa", "checkpoint")]
+    assert choose_runs(runs, "vqa") == ["demo:A:vqa:final", "demo:B:all:final"]
+
+
+def test_engine_task_wins_over_the_pool_and_bad_tasks_are_refused(engine, embedded_store):
+    finals = sorted(embedded_store.finals)  # the engine lists models by name
+    assert engine.default_runs() == finals  # the toy store trains on classification only
+    assert engine.default_runs("Colours") == engine.default_runs(task="classification") == finals
+    assert engine.default_runs("Colours", task="vqa") == []
+    with pytest.raises(QueryError, match="no model has a final run trained on vqa"):
+        engine.search(Query.build(text="red"), dataset="Colours", task="vqa")
+    with pytest.raises(QueryError, match="unknown task 'colours'.*classification, vqa, retrieval"):
+        engine.default_runs(task="colours")
+    result = engine.search(Query.build(text="red"), k=2, task="classification")
+    assert [a.run.run_id for a in result.answers] == finals
+    assert all(r["train_task"] == "classification" for r in result.to_dict()["runs"])
+
+
+def test_cli_search_task_chooses_the_runs(embedded_store, capsys):
+    store = str(embedded_store.path)
+    assert main(["search", "--store", store, "--text", "red", "--k", "2", "--task", "classification", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in out["runs"]] == sorted(embedded_store.finals)
+    assert main(["search", "--store", store, "--text", "red", "--task", "vqa"]) == 2
+    assert "no model has a final run trained on vqa" in capsys.readouterr().err
+    for bad, message in ((["--task", "colours"], "invalid choice: 'colours'"),
+                         (["--task", "vqa", "--run", embedded_store.finals[0]], "not allowed with argument")):
+        with pytest.raises(SystemExit) as stop:
+            main(["search", "--store", store, "--text", "red", *bad])
+        assert stop.value.code == 2 and message in capsys.readouterr().err

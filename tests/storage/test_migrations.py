@@ -48,3 +48,78 @@ def test_version_without_migration_path_is_refused(paper_store):
     con.close()
     with pytest.raises(StoreSchemaError, match="no migration from version 0"):
         StoreWriter(paper_store)
+
+
+# The version-1 `models` table: one record per model name.
+_MODELS_V1 = """
+CREATE TABLE models_v1 (
+    model VARCHAR PRIMARY KEY, family VARCHAR, display_name VARCHAR NOT NULL,
+    paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion')),
+    attention VARCHAR, pooling VARCHAR, vision_encoder VARCHAR, vision_update VARCHAR, backbone VARCHAR,
+    params BIGINT, scale VARCHAR NOT NULL, description VARCHAR)
+"""
+
+
+def _as_version_1(path, mmada_vision_update: str | None = None) -> dict[str, int]:
+    """Rewrite a current store into the version-1 layout (the last-written MMaDA record wins);
+    returns every table's row count."""
+    from storage.schema import VIEWS
+
+    con = duckdb.connect(str(path))
+    con.execute(_MODELS_V1)
+    con.execute("INSERT INTO models_v1 SELECT * EXCLUDE (variant) FROM models WHERE variant = 'default'")
+    if mmada_vision_update is not None:
+        con.execute("UPDATE models_v1 SET vision_update = ? WHERE model = 'MMaDA'", [mmada_vision_update])
+    con.execute("DROP TABLE models")
+    con.execute("ALTER TABLE models_v1 RENAME TO models")
+    con.execute(VIEWS.replace("m.model = r.model AND m.variant = r.variant", "m.model = r.model")
+                .replace("USING (model, variant)", "USING (model)"))
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_type = 'BASE TABLE'").fetchall()]
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in tables}
+    con.close()
+    return counts
+
+
+def _pipeline_mmada_runs(path) -> None:
+    """What `vlmembed run experiments/paper.toml` lands for MMaDA on VQA: the main run and Table 4's."""
+    from storage import ModelRecord, RunRecord, ScoreRecord
+    from storage.records import VISION_FROZEN, VISION_TRAINED
+
+    with StoreWriter(path) as w:
+        for variant, trained in (("default", False), ("vision-unfrozen", True)):
+            w.upsert_models([ModelRecord("MMaDA", "MMaDA", "diffusion", "published", family="mmada", variant=variant,
+                                         vision_update=VISION_TRAINED if trained else VISION_FROZEN)])
+            w.add_run(RunRecord(run_id=f"pipeline:paper:MMaDA:vqa:{variant}:final", source="pipeline", model="MMaDA",
+                                label="vqa final", variant=variant, train_task="vqa",
+                                config={"model": {"name": "MMaDA", "variant": variant, "train_vision": trained}},
+                                scores=[ScoreRecord("OK-VQA", "precision@1", 40.0 + trained, 1000)]))
+
+
+@pytest.mark.parametrize("with_pipeline_runs", [False, True])
+def test_version_1_store_migrates_to_a_record_per_variant_without_losing_rows(paper_store, with_pipeline_runs):
+    from storage import StoreReader
+    from storage.records import VISION_FROZEN, VISION_TRAINED
+
+    if with_pipeline_runs:
+        _pipeline_mmada_runs(paper_store)
+    before = _as_version_1(paper_store, VISION_TRAINED if with_pipeline_runs else None)
+    with pytest.raises(StoreSchemaError, match="vlmembed migrate"):
+        StoreReader(paper_store)
+    with StoreWriter(paper_store):  # what `vlmembed migrate` does
+        pass
+    reader = StoreReader(paper_store)
+    after = reader.summary() | {t: len(reader.frame(f"SELECT 1 FROM {t}"))
+                                for t in ("reported_averages", "dataset_rows", "ranks", "train_log")}
+    assert {t: n for t, n in after.items() if t != "models"} == {t: before[t] for t in after if t != "models"}
+    assert after["models"] == before["models"] + 1  # MMaDA's vision-unfrozen record
+    mmada = reader.models().query("model == 'MMaDA'").set_index("variant")["vision_update"].to_dict()
+    if with_pipeline_runs:  # both records rebuilt from what each variant's runs recorded
+        assert mmada == {"default": VISION_FROZEN, "vision-unfrozen": VISION_TRAINED}
+    else:  # the paper's own records: Table 6 for the main runs, Table 4 for the ablation
+        assert mmada["default"] == "Vision encoder frozen."
+        assert "trainable during contrastive fine-tuning" in mmada["vision-unfrozen"]
+    assert len(reader.frame("SELECT * FROM v_scores")) == before["scores"]  # each score joins one record
+    assert set(reader.runs()["run_id"]) == set(reader.frame("SELECT run_id FROM runs")["run_id"])
+    reader.close()

@@ -39,7 +39,7 @@ def test_table5_metadata():
 
 
 def test_table6_models():
-    models = {m.model: m for m in paper_models()}
+    models = {m.model: m for m in paper_models() if m.variant == "default"}
     assert set(models) == set(MODELS)
     assert models["MMaDA"].vision_encoder == "MAGViT-v2" and models["LaViDa"].backbone == "Dream-7B"
     assert {m.paradigm for m in models.values()} == {"autoregressive", "diffusion"}
@@ -94,3 +94,21 @@ def test_import_is_idempotent(paper_store):
     reader = StoreReader(paper_store)
     assert len(reader.runs("paper")) == 13
     assert reader.summary()["scores"] == 32 * 4 + 10
+
+
+def test_table4_ablation_keeps_its_own_model_record(paper_store):
+    """MMaDA's main runs and its Table 4 vision-unfrozen run share a name but not a record."""
+    reader = StoreReader(paper_store)
+    models = reader.models()
+    mmada = models[models["model"] == "MMaDA"].set_index("variant")
+    assert sorted(mmada.index) == ["default", "vision-unfrozen"]
+    assert mmada.loc["default", "vision_update"] == "Vision encoder frozen."
+    assert "trainable during contrastive fine-tuning" in mmada.loc["vision-unfrozen", "vision_update"]
+    assert (models["variant"] == "default").sum() == len(MODELS)
+    # the views join on (model, variant): every stored score appears once, Table 4's under its variant
+    n_scores = reader.frame("SELECT count(*) AS n FROM scores")["n"][0]
+    scores = reader.frame("SELECT variant, count(*) AS n FROM v_scores GROUP BY variant").set_index("variant")["n"]
+    assert scores.sum() == n_scores and scores["vision-unfrozen"] == 10
+    runs = reader.runs(source="paper")
+    assert len(runs) == runs["run_id"].nunique() == 4 * 3 + 1
+    reader.close()

@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from storage import RunConflictError, StoreBusyError, StoreReader, StoreWriter
+from storage import ModelRecord, RunConflictError, StoreBusyError, StoreReader, StoreWriter
 from tests.storage.helpers import seed_catalogue, toy_run
 
 
@@ -121,6 +121,37 @@ def test_run_refers_to_unknown_model_or_dataset(tmp_path):
         run.model = "nobody"
         with pytest.raises(ValueError, match="not in `models`"):
             w.add_run(run)
+        run = toy_run("r2", ids)
+        run.variant = "vision-unfrozen"  # the model is known, but not this variant of it
+        with pytest.raises(ValueError, match="variant 'vision-unfrozen' is not in `models`"):
+            w.add_run(run)
+
+
+def test_a_variant_keeps_its_own_model_record(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+        w.upsert_models([ModelRecord("m-tiny", "m tiny", "diffusion", "tiny", family="lavida",
+                                     vision_update="trained", variant="unfrozen")])
+        w.add_run(toy_run("r1", ids))
+        run = toy_run("r2", ids, value=70.0)
+        run.variant = "unfrozen"
+        w.add_run(run)
+        w.upsert_models([ModelRecord("m-tiny", "m tiny (again)", "diffusion", "tiny", family="lavida")])  # replaces
+    reader = StoreReader(path)
+    models = reader.models().set_index("variant")
+    assert models["vision_update"].fillna("-").to_dict() == {"default": "-", "unfrozen": "trained"}
+    assert models.loc["default", "display_name"] == "m tiny (again)"
+    scores = reader.frame("SELECT run_id, variant, value FROM v_scores ORDER BY run_id")
+    assert scores.values.tolist() == [["r1", "default", 50.0], ["r2", "unfrozen", 70.0]]
+    assert len(reader.runs()) == 2 and len(reader.embedded_runs()) == 2
+    reader.close()
+
+
+@pytest.mark.parametrize("model, variant", [(" ", "default"), ("m", "")])
+def test_model_record_needs_a_name_and_variant(model, variant):
+    with pytest.raises(ValueError, match="model name and a variant"):
+        ModelRecord(model, "m", "diffusion", "tiny", variant=variant)
 
 
 @pytest.mark.parametrize("bad", ["nan_embedding", "wrong_shape", "nan_score"])
