@@ -99,7 +99,8 @@ def load_task_data(reader: MMEBReader, selection: str, meta_task: str, cap: int,
 
 def _pairs_at(pairs: list[TrainPair]):
     def materialise(indices):
-        return [ContrastivePair(*_examples(pairs[i])) for i in indices]
+        return [ContrastivePair(*_examples(pairs[i]), positive_id=pairs[i].positive.id,
+                                negative_ids=tuple(n.id for n in pairs[i].negatives)) for i in indices]
 
     return materialise
 
@@ -143,6 +144,11 @@ class ExperimentRunner:
         with library_progress_bars(self.progress):
             return self._run_grid(only_models)
 
+    def is_stored(self, writer: StoreWriter, entry: ModelEntry, meta_task: str) -> bool:
+        """Whether the cell's final run is stored with this configuration (then `run` skips it)."""
+        return writer.has_run(self.run_id(entry, meta_task, "final", None),
+                              config_hash(self.run_config(entry, meta_task)))
+
     def _run_grid(self, only_models: set[str] | None) -> list[str]:
         landed: list[str] = []
         with StoreWriter(self.store_path) as writer:
@@ -151,9 +157,9 @@ class ExperimentRunner:
                 if only_models and entry.name not in only_models:
                     continue
                 cfg = self.run_config(entry, meta_task)
-                final_id = self.run_id(entry, meta_task, "final", None)
-                if writer.has_run(final_id, config_hash(cfg)):
-                    log.info("skipping %s: already stored with this configuration", final_id)
+                if self.is_stored(writer, entry, meta_task):
+                    log.info("skipping %s: already stored with this configuration",
+                             self.run_id(entry, meta_task, "final", None))
                     continue
                 if meta_task not in loaded:
                     loaded.clear()
@@ -209,7 +215,8 @@ class ExperimentRunner:
         if not data.train:
             raise ValueError(f"{meta_task}: no training pairs (no in-domain dataset with a train split)")
         trainer = ContrastiveTrainer(encoder, replace(self.exp.train_for(meta_task), lora=lora), len(data.train),
-                                     _pairs_at(data.train), run_dir / "checkpoints", progress=self.progress)
+                                     _pairs_at(data.train), run_dir / "checkpoints", progress=self.progress,
+                                     groups=[p.dataset for p in data.train])
         scale_samples = trainer.data_scale_steps()
 
         def on_scale(info: CheckpointInfo) -> None:

@@ -18,6 +18,9 @@ class TrainConfig:
     max_steps: int | None = None  # None: `epochs` passes over the data
     epochs: float = 1.0  # the paper trains about one epoch
     hard_negatives: int = 1  # hard negatives per pair used in the loss (0: in-batch only)
+    # Not in the paper's recipe (both off by default); the demo uses both (docs/demo.md).
+    mask_false_negatives: bool = False  # other copies of a query's positive in the batch are not negatives
+    batch_by_dataset: bool = False  # every global batch from one dataset: in-batch negatives of the same task
     lora: LoraSettings | None = field(default_factory=LoraSettings)  # None: full fine-tuning
     bf16: bool = False
     gradient_checkpointing: bool = False

@@ -86,11 +86,13 @@ def gradcache_step(
     negative_chunks: Sequence[Batch],
     loss_fn: nn.Module,
     sync: SyncContext = _no_sync,
+    loss_kwargs: dict | None = None,
 ) -> dict[str, torch.Tensor]:
     """One contrastive step with cached embedding gradients; returns the loss terms (detached).
 
     `sync(is_last)` returns the context for each backward (e.g. `accelerator.no_sync` on
-    all but the last), so distributed gradients are reduced once per step.
+    all but the last), so distributed gradients are reduced once per step. `loss_kwargs`
+    go to `loss_fn` (item keys for false-negative masking).
     """
     q, q_states = embed_chunks_without_graph(model, query_chunks)
     t, t_states = embed_chunks_without_graph(model, target_chunks)
@@ -101,7 +103,7 @@ def gradcache_step(
     q, t = q.detach().requires_grad_(), t.detach().requires_grad_()
     if n is not None:
         n = n.detach().requires_grad_()
-    terms = loss_fn(q, t, n)
+    terms = loss_fn(q, t, n, **(loss_kwargs or {}))
     terms["loss"].backward()
     groups = [(query_chunks, q_states, q.grad), (target_chunks, t_states, t.grad)]
     if n is not None:
@@ -117,8 +119,10 @@ def full_batch_step(
     targets: Batch,
     negatives: Batch | None,
     loss_fn: nn.Module,
+    loss_kwargs: dict | None = None,
 ) -> dict[str, torch.Tensor]:
     """The plain step GradCache must match: one forward and backward over the whole batch."""
-    terms = loss_fn(model(queries), model(targets), model(negatives) if negatives is not None else None)
+    terms = loss_fn(model(queries), model(targets), model(negatives) if negatives is not None else None,
+                    **(loss_kwargs or {}))
     terms["loss"].backward()
     return {k: v.detach() for k, v in terms.items()}

@@ -8,9 +8,11 @@ its slice of every global batch and the loss gathers embeddings across processes
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +43,17 @@ class TrainingDivergedError(RuntimeError):
 
 @dataclass(frozen=True)
 class ContrastivePair:
-    """A query, its positive target and optional hard negatives (already materialised)."""
+    """A query, its positive target and optional hard negatives (already materialised).
+
+    The ids name the positive's and negatives' items (equal id, same item): the trainer needs
+    them to mask false negatives.
+    """
 
     query: Example
     positive: Example
     negatives: tuple[Example, ...] = ()
+    positive_id: str | None = None
+    negative_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -64,6 +72,30 @@ def _chunks(items: Sequence, size: int) -> list[Sequence]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def item_keys(ids: Sequence[str | None]) -> torch.Tensor:
+    """(N,) int64 keys of item ids, equal across processes for equal ids."""
+    if any(i is None for i in ids):
+        raise ValueError("mask_false_negatives needs the item id of every positive and negative "
+                         "(ContrastivePair.positive_id / negative_ids)")
+    return torch.tensor([int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little", signed=True)
+                         for i in ids], dtype=torch.int64)
+
+
+def dataset_batches(groups: Sequence[str], batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """One epoch of batches, each drawn from one dataset, in a seeded random order.
+
+    Each dataset's pairs are shuffled and cut into full batches (the remainder is dropped,
+    as for mixed batches); then the batches of all datasets are shuffled together.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    labels = np.asarray(groups)
+    batches = []
+    for name in sorted(set(groups)):
+        members = rng.permutation(np.flatnonzero(labels == name))
+        batches += [members[i : i + batch_size] for i in range(0, len(members) - batch_size + 1, batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def enable_gradient_checkpointing(model: torch.nn.Module) -> int:
     """Turn on activation checkpointing in every transformers sub-model; returns how many."""
     count = 0
@@ -75,17 +107,28 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> int:
 
 
 class ContrastiveTrainer:
-    """Fine-tunes `encoder` on pairs; `pairs_at(indices)` materialises pairs (images loaded lazily)."""
+    """Fine-tunes `encoder` on pairs; `pairs_at(indices)` materialises pairs (images loaded lazily).
+
+    `groups` names each pair's dataset; `batch_by_dataset` needs it.
+    """
 
     def __init__(self, encoder: VLMEncoder, config: TrainConfig, n_pairs: int, pairs_at: PairSource,
-                 output_dir: str | Path, accelerator: Any = None, progress: bool = True):
+                 output_dir: str | Path, accelerator: Any = None, progress: bool = True,
+                 groups: Sequence[str] | None = None):
         from accelerate import Accelerator
 
         if n_pairs < config.global_batch_size:
             raise ValueError(f"{n_pairs} training pairs cannot fill one global batch of {config.global_batch_size}; "
                              "lower global_batch_size or add data")
+        if config.batch_by_dataset:
+            if groups is None or len(groups) != n_pairs:
+                raise ValueError("batch_by_dataset needs the dataset of every training pair (groups)")
+            if not dataset_batches(groups, config.global_batch_size, config.seed, 0):
+                raise ValueError(f"no dataset has {config.global_batch_size} training pairs to fill a batch of its "
+                                 "own; lower global_batch_size or turn batch_by_dataset off")
         self.config = config
         self.n_pairs = n_pairs
+        self.groups = list(groups) if groups is not None else None
         self.pairs_at = pairs_at
         self.output_dir = Path(output_dir)
         self.progress = progress  # a progress bar on the main process; off for logs written to a file
@@ -107,19 +150,27 @@ class ContrastiveTrainer:
         self.loss_fn = InfoNCELoss(config.temperature, gather=self.accelerator.num_processes > 1)
 
     # -- schedule ------------------------------------------------------------------------
+    @property
+    def batches_per_epoch(self) -> int:
+        bs = self.config.global_batch_size
+        if self.config.batch_by_dataset:  # each dataset drops its own last partial batch
+            return sum(n // bs for n in Counter(self.groups).values())
+        return self.n_pairs // bs  # the last partial batch is dropped
+
     def _total_steps(self) -> int:
-        per_epoch = self.n_pairs // self.config.global_batch_size  # the last partial batch is dropped
         if self.config.max_steps is not None:
             return self.config.max_steps
-        return max(1, math.floor(per_epoch * self.config.epochs))
+        return max(1, math.floor(self.batches_per_epoch * self.config.epochs))
 
     def batch_indices(self, step: int) -> list[int]:
         """Pair indices of this process's share of global batch `step` (0-based)."""
         bs = self.config.global_batch_size
-        per_epoch = self.n_pairs // bs
-        epoch, within = divmod(step, per_epoch)
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(self.n_pairs)
-        batch = order[within * bs : (within + 1) * bs].tolist()
+        epoch, within = divmod(step, self.batches_per_epoch)
+        if self.config.batch_by_dataset:
+            batch = dataset_batches(self.groups, bs, self.config.seed, epoch)[within].tolist()
+        else:
+            order = np.random.default_rng([self.config.seed, epoch]).permutation(self.n_pairs)
+            batch = order[within * bs : (within + 1) * bs].tolist()
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         share = math.ceil(bs / world)
         return batch[rank * share : (rank + 1) * share]
@@ -138,6 +189,13 @@ class ContrastiveTrainer:
         targets = [p.positive for p in pairs]
         negatives = [n for p in pairs for n in p.negatives[:k]]
         size = self.config.chunk_size if self.config.uses_gradcache else max(len(queries), len(negatives), 1)
+        keys = None
+        if self.config.mask_false_negatives:
+            device = self.accelerator.device
+            keys = {"target_keys": item_keys([p.positive_id for p in pairs]).to(device),
+                    "negative_keys": item_keys([n for p in pairs for n in p.negative_ids[:k]]).to(device)}
+            if len(keys["negative_keys"]) != len(negatives):
+                raise ValueError("every hard negative needs its item id to mask false negatives")
         with self.accelerator.autocast():
             if self.config.uses_gradcache:
                 terms = gradcache_step(
@@ -147,10 +205,11 @@ class ContrastiveTrainer:
                     [unwrapped.collate(c) for c in _chunks(negatives, size)],
                     self.loss_fn,
                     sync=self._sync_context,
+                    loss_kwargs=keys,
                 )
             else:
                 terms = full_batch_step(self.model, unwrapped.collate(queries), unwrapped.collate(targets),
-                                        unwrapped.collate(negatives) if negatives else None, self.loss_fn)
+                                        unwrapped.collate(negatives) if negatives else None, self.loss_fn, keys)
         return {k: float(v) for k, v in terms.items()}
 
     def _sync_context(self, is_last: bool):

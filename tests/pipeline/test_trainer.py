@@ -15,7 +15,7 @@ from pipeline.train.checkpointing import latest_checkpoint
 from pipeline.train.config import TrainConfig
 from pipeline.train.gradcache import full_batch_step, gradcache_step
 from pipeline.train.loss import InfoNCELoss
-from pipeline.train.trainer import ContrastivePair, ContrastiveTrainer, TrainingDivergedError
+from pipeline.train.trainer import ContrastivePair, ContrastiveTrainer, TrainingDivergedError, dataset_batches
 
 COLOURS = [(230, 25, 25), (30, 200, 40), (30, 60, 230), (240, 230, 30), (10, 10, 10), (250, 250, 250)]
 NAMES = ["red", "green", "blue", "yellow", "black", "white"]
@@ -134,3 +134,45 @@ def test_gradcache_equals_full_batch_on_a_real_tiny_family(family):
         got = dict(encoder.named_parameters())[name].grad
         assert torch.allclose(got, grad, atol=1e-5, rtol=1e-4), name
     assert any(g.abs().sum() > 0 for g in expected.values())
+
+
+def test_dataset_batches_hold_one_dataset_each_and_repeat_per_seed():
+    groups = ["digits"] * 10 + ["emoji"] * 7 + ["scenes"] * 3
+    batches = dataset_batches(groups, batch_size=3, seed=0, epoch=0)
+    assert len(batches) == 3 + 2 + 1  # each dataset drops its own remainder
+    assert all(len({groups[i] for i in b}) == 1 and len(b) == 3 for b in batches)
+    assert len({i for b in batches for i in b}) == 18
+    again = dataset_batches(groups, batch_size=3, seed=0, epoch=0)
+    assert [b.tolist() for b in batches] == [b.tolist() for b in again]
+    assert [b.tolist() for b in batches] != [b.tolist() for b in dataset_batches(groups, 3, seed=0, epoch=1)]
+
+
+def test_batch_by_dataset_trains_on_single_dataset_batches(tmp_path):
+    pairs = _pairs(24)
+    groups = ["a" if i < 16 else "b" for i in range(24)]
+    config = TrainConfig(global_batch_size=8, chunk_size=8, max_steps=3, lora=None, batch_by_dataset=True)
+    trainer = ContrastiveTrainer(build("lavida", "tiny", seed=0), config, 24, lambda idx: [pairs[i] for i in idx],
+                                 tmp_path, groups=groups)
+    assert trainer.batches_per_epoch == 3
+    assert all(len({groups[i] for i in trainer.batch_indices(step)}) == 1 for step in range(6))
+
+
+def test_batch_by_dataset_without_datasets_or_full_batches_is_refused(tmp_path):
+    config = TrainConfig(global_batch_size=8, chunk_size=8, max_steps=1, lora=None, batch_by_dataset=True)
+    with pytest.raises(ValueError, match="needs the dataset"):
+        ContrastiveTrainer(build("lavida", "tiny", seed=0), config, 24, lambda idx: idx, tmp_path)
+    with pytest.raises(ValueError, match="no dataset has 8"):
+        ContrastiveTrainer(build("lavida", "tiny", seed=0), config, 24, lambda idx: idx, tmp_path,
+                           groups=[str(i % 4) for i in range(24)])
+
+
+def test_masking_false_negatives_needs_item_ids(tmp_path):
+    pairs = _pairs(8)  # no ids
+    trainer = _trainer(tmp_path, pairs, global_batch_size=8, chunk_size=8, max_steps=1, mask_false_negatives=True)
+    with pytest.raises(ValueError, match="item id"):
+        trainer.train()
+    with_ids = [ContrastivePair(p.query, p.positive, p.negatives, positive_id=p.positive.text,
+                                negative_ids=tuple(n.text for n in p.negatives)) for p in pairs]
+    trainer = _trainer(tmp_path / "ids", with_ids, global_batch_size=8, chunk_size=4, max_steps=1,
+                       mask_false_negatives=True)
+    assert math.isfinite(trainer.train().log[-1]["loss"])  # 8 pairs of 6 colours: copies masked, GradCache path

@@ -128,3 +128,29 @@ def test_bad_temperature_is_refused():
 
     with pytest.raises(ValueError, match="temperature"):
         InfoNCELoss(0.0)
+
+
+def test_copies_of_a_positive_are_not_its_negatives():
+    torch.manual_seed(1)
+    q = F.normalize(torch.randn(4, 8), dim=-1)
+    t = F.normalize(torch.randn(4, 8), dim=-1)
+    t[2] = t[0]  # the same class label drawn twice: one item, two rows
+    n = F.normalize(torch.randn(4, 8), dim=-1)
+    keys, neg_keys = torch.tensor([10, 11, 10, 12]), torch.tensor([20, 21, 10, 22])  # negative 2 is label 10 too
+    loss_fn = InfoNCELoss(0.1, gather=False)
+    masked = loss_fn(q, t, n, target_keys=keys, negative_keys=neg_keys)["loss"]
+    logits = q @ torch.cat([t, n]).T / 0.1
+    expected = []
+    for i, key in enumerate(keys.tolist()):
+        keep = [j for j, k in enumerate(keys.tolist() + neg_keys.tolist()) if k != key or j == i]
+        expected.append(-torch.log_softmax(logits[i, keep], dim=0)[keep.index(i)])
+    assert torch.allclose(masked, torch.stack(expected).mean())
+    assert masked < loss_fn(q, t, n)["loss"]  # unmasked, query 0 is pushed away from its own label
+
+
+def test_item_keys_must_cover_every_candidate():
+    import pytest
+
+    q = F.normalize(torch.randn(3, 4), dim=-1)
+    with pytest.raises(ValueError, match="item keys"):
+        InfoNCELoss(0.1, gather=False)(q, q, q[:2], target_keys=torch.arange(3), negative_keys=torch.arange(1))
