@@ -191,7 +191,7 @@ class Evaluator:
             scores = cand @ vecs[query]  # (C,) cosine
             best = int(np.argmax(scores))
             kept.append(idx)
-            ranks.append(gold_rank(scores))
+            ranks.append(gold_rank(scores, np.array([c == candidates[0] for c in candidates])))
             tops.append(candidates[best])
             gold_scores.append(float(scores[0]))
             top_scores.append(float(scores[best]))

@@ -1,7 +1,11 @@
 """Ranking metrics over each query's own candidate list (gold candidate first, as in MMEB).
 
-The gold's rank is 1 + the number of candidates scored strictly higher, so a tie goes to
-the gold, exactly as MMEB's `argmax == 0` check does. Metrics are in percent.
+The gold's rank is 1 + the number of other items scored higher or tied with it. MMEB's
+`argmax == 0` check gives every tie to the gold, which sits first in each candidate list: a
+model whose embeddings collapse (every image the same vector) then scores 100% wherever the
+candidates are images. Here a tie counts against the gold unless the tied candidate is the
+gold item itself (a duplicate in the list). With real embeddings ties are rare and both
+rules agree. Metrics are in percent.
 """
 
 from __future__ import annotations
@@ -10,10 +14,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+TIE_TOLERANCE = 1e-6  # cosines this close are a tie: batch padding alone moves them ~1e-7
 
-def gold_rank(scores: np.ndarray) -> int:
-    """1-based rank of candidate 0 among `scores` (C,)."""
-    return int(1 + np.count_nonzero(scores[1:] > scores[0]))
+
+def gold_rank(scores: np.ndarray, is_gold: np.ndarray | None = None) -> int:
+    """1-based rank of candidate 0 among `scores` (C,); `is_gold` (C,) marks copies of the gold item."""
+    others = scores[1:] if is_gold is None else scores[1:][~np.asarray(is_gold[1:], dtype=bool)]
+    return int(1 + np.count_nonzero(others >= scores[0] - TIE_TOLERANCE))
 
 
 def gold_ranks(score_rows: Sequence[np.ndarray]) -> np.ndarray:
