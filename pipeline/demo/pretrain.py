@@ -88,8 +88,11 @@ def train_image_tokenizer(vq_model: torch.nn.Module, images: Sequence[Image.Imag
         z = vq_model.encode_latents(x)  # (B, bits, h, w)
         quantised = z + (torch.sign(z) - z).detach()  # straight through, as the published LFQ
         recon = vq_model.decoder(quantised)
-        bit_on = torch.sigmoid(4 * z).mean(dim=(0, 2, 3))  # how often each bit is set
-        balance = ((bit_on - 0.5) ** 2).mean()  # unused bits waste the codebook
+        # How often each bit is set at each position across the batch. Balanced per position,
+        # not only overall: a fixed spatial pattern of bits is balanced overall yet gives every
+        # image the same codes (what an overall balance let the tokenizer collapse to).
+        bit_on = torch.sigmoid(4 * z).mean(dim=0)  # (bits, h, w)
+        balance = ((bit_on - 0.5) ** 2).mean()
         loss = F.mse_loss(recon, x) + 0.25 * ((z - torch.sign(z).detach()) ** 2).mean() + balance
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
