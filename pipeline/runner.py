@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -205,6 +206,12 @@ class ExperimentRunner:
         recipe = EncoderRecipe(entry.family, entry.base, entry.dtype, dict(entry.options),
                                lora=asdict(lora) if lora else None)
         run_dir = self.output_dir / _slug(entry.name) / entry.variant / meta_task
+        if run_dir.exists() and not writer.has_run(config_hash=config_hash(cfg)):
+            # Resuming needs the runs landed before the interruption; checkpoints of another
+            # configuration, or made for another store, would skip the data-scale runs (or, after
+            # a new pretrained base, continue from the wrong weights).
+            log.info("starting %s afresh: its checkpoints belong to runs this store does not hold", run_dir)
+            shutil.rmtree(run_dir)
         encoder = replace(recipe, lora=None).build(device=self.device)  # the trainer adds the adapters
         landed: list[str] = []
         if self.exp.zero_shot and not writer.has_run(self.run_id(entry, meta_task, "zero-shot", 0), config_hash(cfg)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from pipeline.cli import Command
+from pipeline.cli import Command, UserError
 from pipeline.cli._common import add_store_argument, store_path
 
 
@@ -13,8 +13,11 @@ def _add(parser: argparse.ArgumentParser) -> None:
     add_store_argument(parser)
     parser.add_argument("--small", action="store_true",
                         help="the quick variant (small benchmark, shorter training; about 5 min on 2 cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="families built side by side, one process and one torch thread each "
+                             "(default: one per CPU core, at most one per family)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice)")
+                        help="torch CPU threads with --workers 1 (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -32,7 +35,9 @@ def _run(args: argparse.Namespace) -> int:
     def done(model, runs):
         print(f"{model.name}: {len(runs)} runs stored ({time.perf_counter() - tick:.0f}s so far)", flush=True)
 
-    report = build_demo(path, config, progress=not args.no_progress, on_model_done=done)
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    report = build_demo(path, config, progress=not args.no_progress, on_model_done=done, workers=args.workers)
     print(f"demo {config.name}: {len(report.runs)} new runs in {time.perf_counter() - tick:.0f}s -> {path}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -78,6 +79,45 @@ def test_same_seed_same_scores(home, tmp_path):
     np.testing.assert_array_equal(first["value"].to_numpy(), second["value"].to_numpy())
 
 
+def test_parallel_workers_land_the_same_runs_and_scores_as_one_process(home, tmp_path):
+    lavida = next(m for m in SEED_FAMILIES if m.family == "lavida")
+    two = replace(MICRO, models=(QWEN, lavida))
+    serial = build_demo(tmp_path / "serial.duckdb", two, progress=False, workers=1)
+    parallel = build_demo(tmp_path / "parallel.duckdb", two, progress=False, workers=2)
+    assert sorted(parallel.runs) == sorted(serial.runs) and len(serial.runs) == 6
+    first, second = _scores(tmp_path / "serial.duckdb"), _scores(tmp_path / "parallel.duckdb")
+    assert first["run_id"].tolist() == second["run_id"].tolist()
+    np.testing.assert_allclose(first["value"].to_numpy(), second["value"].to_numpy())
+    assert not list(tmp_path.glob(".parallel.duckdb.*.worker-*")), "worker stores are cleaned up"
+    reader = StoreReader(tmp_path / "parallel.duckdb")
+    assert set(reader.runs()["source"]) == {"paper", "demo"}
+    reader.close()
+
+
+def test_a_failing_family_loses_only_its_own_runs(home, tmp_path, monkeypatch):
+    import pipeline.demo.build as build_module
+
+    lavida = next(m for m in SEED_FAMILIES if m.family == "lavida")
+    two = replace(MICRO, models=(QWEN, lavida))
+    real = build_module.build_family
+
+    def crash_lavida(model, *args, **kwargs):
+        if model.family == "lavida":
+            raise MemoryError("killed mid-run")
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(build_module, "build_family", crash_lavida)
+    path = tmp_path / "store.duckdb"
+    with pytest.raises(RuntimeError, match=r"1 of 2 demo families failed \(LaViDa-like.*again to retry"):
+        build_demo(path, two, progress=False, workers=1)
+    reader = StoreReader(path)
+    assert set(reader.runs().query("source == 'demo'")["model"]) == {QWEN.name}
+    reader.close()
+    monkeypatch.setattr(build_module, "build_family", real)
+    retried = build_demo(path, two, progress=False, workers=1)
+    assert {r.split(":")[2] for r in retried.runs} == {lavida.name}  # only the failed family is built again
+
+
 def test_a_reader_mid_query_survives_every_swap(home, tmp_path):
     path = tmp_path / "store.duckdb"
     from storage import StoreWriter
@@ -140,8 +180,10 @@ def test_small_demo_builds_every_family_and_meta_task(bench_home, monkeypatch, t
     scores = final_vs_chance(reader)
     reader.close()
     assert len(scores) == 12 and scores["p_at_1"].notna().all()
-    # Chance is the mean of 1 / #candidates over a meta-task's datasets. At this budget some
-    # (family, meta-task) pairs sit at chance (docs/demo.md); every family is above it overall.
+    # Chance is the mean of 1 / #candidates over a meta-task's datasets. At this budget two
+    # (family, meta-task) cells stay at or below it (docs/demo.md: LaViDa-like classification,
+    # and Qwen2.5-VL-like retrieval, whose image features are nearly constant); every family is
+    # above it overall, and so are the other ten cells.
     per_family = scores.groupby("model")[["p_at_1", "chance"]].mean()
     assert (per_family["p_at_1"] > per_family["chance"]).all(), per_family
-    assert (scores["p_at_1"] > scores["chance"]).mean() >= 0.5, scores
+    assert (scores["p_at_1"] > scores["chance"]).sum() >= 10, scores

@@ -113,3 +113,36 @@ def test_progress_flag_reaches_the_trainer_and_evaluator_bars(toy_root, tmp_path
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("trained tiny llava on classification: 1 steps, 16 samples") for m in messages)
     assert any(m.startswith(f"stored {landed[0]} ") for m in messages)
+
+
+def test_a_new_store_does_not_resume_from_another_stores_checkpoints(toy_root, tmp_path, monkeypatch):
+    """Checkpoints left in the run directory by a run landed in another store (or by another
+    configuration) must not make this store skip the data-scale run; a run interrupted in
+    this store resumes."""
+    from pipeline.train.trainer import ContrastiveTrainer
+
+    exp = _experiment(toy_root, tmp_path, epochs=1, checkpoint_samples=(16,))
+    first = ExperimentRunner(exp, tmp_path / "a.duckdb").run()
+    assert [r.rsplit(":", 1)[1] for r in first] == ["zero-shot-0", "checkpoint-16", "final"]
+    again = ExperimentRunner(exp, tmp_path / "b.duckdb").run()
+    assert [r.rsplit(":", 1)[1] for r in again] == ["zero-shot-0", "checkpoint-16", "final"]
+
+    starts = []
+    real_train = ContrastiveTrainer.train
+
+    def record_start(self, *args, **kwargs):
+        from pipeline.train.checkpointing import latest_checkpoint
+
+        latest = latest_checkpoint(self.output_dir)
+        starts.append(latest.step if latest else 0)
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(ContrastiveTrainer, "train", record_start)
+    store_c = tmp_path / "c.duckdb"
+    ExperimentRunner(exp, store_c).run()  # checkpoints of store b: started afresh
+    from storage import StoreWriter
+
+    with StoreWriter(store_c) as writer:  # as if killed after its last checkpoint, before landing
+        writer.delete_run(first[-1])
+    resumed = ExperimentRunner(exp, store_c).run()  # same store, this configuration's runs stored: resumes
+    assert starts == [0, 4] and [r.rsplit(":", 1)[1] for r in resumed] == ["final"]
