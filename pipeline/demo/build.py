@@ -17,6 +17,7 @@ merges a family's runs into the store when the family is done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -227,6 +228,19 @@ def _remove_worker_stores(store: Path, model: DemoModel | None = None) -> None:
         path.unlink(missing_ok=True)
 
 
+def _die_with_parent(parent: int) -> None:
+    """A worker ends with the build that started it (killed, or stopped by `vlmembed app` on
+    exit) instead of finishing its family for nobody. Linux only; elsewhere a no-op."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the build died while this worker was starting
+        os._exit(1)
+
+
 def _built(order: Sequence[DemoModel], config: DemoConfig, start_copy: Callable[[DemoModel], Path], workers: int,
            progress: bool) -> Iterator[tuple[DemoModel, Callable[[], FamilyBuild]]]:
     """(model, its result's getter) as each family finishes; the getter raises what the build raised."""
@@ -241,7 +255,8 @@ def _built(order: Sequence[DemoModel], config: DemoConfig, start_copy: Callable[
 
     level = logging.getLogger().getEffectiveLevel()
     # spawn, not fork: a forked torch process can deadlock in its thread pools
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(build_family, m, config, start_copy(m), False, 1, level): m for m in order}
         with tqdm(total=len(futures), desc=f"demo ({workers} workers)", unit="family", disable=not progress) as bar:
             for future in as_completed(futures):

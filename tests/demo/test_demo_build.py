@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,56 @@ def test_small_demo_builds_every_family_and_meta_task(bench_home, monkeypatch, t
     per_family = scores.groupby("model")[["p_at_1", "chance"]].mean()
     assert (per_family["p_at_1"] > per_family["chance"]).all(), per_family
     assert (scores["p_at_1"] > scores["chance"]).sum() >= 10, scores
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_killing_the_demo_stops_its_workers(bench_home, tmp_path):
+    """`vlmembed app` stops its background demo with SIGTERM: the worker processes go with it
+    instead of finishing their families for nobody."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "VLMEMBED_HOME": str(bench_home)}
+    demo = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "demo", "--small", "--workers", "2", "--no-progress",
+                             "--store", str(tmp_path / "store.duckdb")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:  # spawn's resource tracker is a child too
+            time.sleep(0.5)
+            workers = {p for p in _children(demo.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()}
+        assert len(workers) == 2, "the demo never started its two workers"
+        time.sleep(3)  # let them get into their families
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_alive(p) for p in workers), "workers outlived the demo"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
