@@ -46,7 +46,7 @@ from storage.paths import builtin_bench_dir, vlmembed_home
 log = logging.getLogger(__name__)
 
 
-def resolve_data_root(root: str, seed: int = 0) -> Path:
+def resolve_data_root(root: str, seed: int = 0, progress: bool = True) -> Path:
     """A data folder; `builtin:small|full` builds the offline benchmark on first use."""
     if not root.startswith("builtin:"):
         return Path(root).expanduser()
@@ -58,7 +58,7 @@ def resolve_data_root(root: str, seed: int = 0) -> Path:
         from pipeline.data.builtin import BuildConfig, build_benchmark
 
         log.info("building the built-in benchmark (%s) at %s", size, out)
-        build_benchmark(BuildConfig(out=out, size=size, seed=seed))
+        build_benchmark(BuildConfig(out=out, size=size, seed=seed, progress=progress))
     return out
 
 

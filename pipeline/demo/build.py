@@ -282,7 +282,7 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
             writer.publish(keep_open=True)
         report.seconds["paper"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        resolve_data_root(f"builtin:{config.bench}", config.seed)  # built once, here, before any worker reads it
+        resolve_data_root(f"builtin:{config.bench}", config.seed, progress)  # built here, before any worker reads it
         report.seconds["benchmark"] = time.perf_counter() - tick
         _remove_worker_stores(store)  # left by a build that was killed
         home = vlmembed_home()

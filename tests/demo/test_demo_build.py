@@ -241,3 +241,15 @@ def test_killing_the_demo_stops_its_workers(bench_home, tmp_path):
     finally:
         if demo.poll() is None:
             demo.kill()
+
+
+def test_building_the_benchmark_without_progress_prints_no_bar(tmp_path, monkeypatch, capfd):
+    """`vlmembed app` logs its background demo to a file: no carriage-return bars in it."""
+    from pipeline.runner import resolve_data_root
+
+    monkeypatch.setenv("VLMEMBED_HOME", str(tmp_path))
+    capfd.readouterr()
+    root = resolve_data_root("builtin:small", 0, progress=False)
+    err = capfd.readouterr().err
+    assert (root / "manifest.json").is_file()
+    assert "\r" not in err and "dataset/s" not in err, err[-300:]
