@@ -196,10 +196,10 @@ def build_family(model: DemoModel, config: DemoConfig, store: Path, progress: bo
     seconds = {}
     tick = time.perf_counter()
     base = miniature_dir(model, config, vlmembed_home())
-    reader = MMEBReader(resolve_data_root(f"builtin:{config.bench}", config.seed))
     if (base / "pretrain.json").is_file():
         log.info("reusing the pretrained %s at %s", model.name, base)
     else:
+        reader = MMEBReader(resolve_data_root(f"builtin:{config.bench}", config.seed))
         pretrain_miniature(model, config, caption_examples(reader, config.seed), base, progress)
     seconds[f"{model.family}:pretrain"] = time.perf_counter() - tick
     tick = time.perf_counter()

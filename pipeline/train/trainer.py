@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,7 @@ class ContrastiveTrainer:
         self.config = config
         self.n_pairs = n_pairs
         self.groups = list(groups) if groups is not None else None
+        self._epoch_batches: tuple[int, list[np.ndarray]] | None = None
         self.pairs_at = pairs_at
         self.output_dir = Path(output_dir)
         self.progress = progress  # a progress bar on the main process; off for logs written to a file
@@ -150,12 +152,19 @@ class ContrastiveTrainer:
         self.loss_fn = InfoNCELoss(config.temperature, gather=self.accelerator.num_processes > 1)
 
     # -- schedule ------------------------------------------------------------------------
-    @property
+    @cached_property
     def batches_per_epoch(self) -> int:
         bs = self.config.global_batch_size
         if self.config.batch_by_dataset:  # each dataset drops its own last partial batch
             return sum(n // bs for n in Counter(self.groups).values())
         return self.n_pairs // bs  # the last partial batch is dropped
+
+    def _dataset_batches(self, epoch: int) -> list[np.ndarray]:
+        """This epoch's one-dataset batches, built once per epoch rather than at every step."""
+        if self._epoch_batches is None or self._epoch_batches[0] != epoch:
+            self._epoch_batches = (epoch, dataset_batches(self.groups, self.config.global_batch_size,
+                                                          self.config.seed, epoch))
+        return self._epoch_batches[1]
 
     def _total_steps(self) -> int:
         if self.config.max_steps is not None:
@@ -167,7 +176,7 @@ class ContrastiveTrainer:
         bs = self.config.global_batch_size
         epoch, within = divmod(step, self.batches_per_epoch)
         if self.config.batch_by_dataset:
-            batch = dataset_batches(self.groups, bs, self.config.seed, epoch)[within].tolist()
+            batch = self._dataset_batches(epoch)[within].tolist()
         else:
             order = np.random.default_rng([self.config.seed, epoch]).permutation(self.n_pairs)
             batch = order[within * bs : (within + 1) * bs].tolist()
