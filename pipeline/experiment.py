@@ -82,7 +82,24 @@ class DataEntry:
     selection: str = "builtin"  # catalog selection base: builtin, paper32 or mmeb36
     train_cap: int = 20_000  # the paper's per-dataset cap
     eval_limit: int | None = None  # queries per eval dataset (None: all)
+    # {meta_task: queries per eval dataset}: overrides eval_limit for a meta-task. Classification
+    # and VQA candidates are a few shared labels and cheap to score; retrieval's are per query.
+    eval_limit_by_task: dict[str, int] = field(default_factory=dict)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        limits = {"eval_limit": self.eval_limit,
+                  **{f"eval_limit_by_task.{t}": n for t, n in self.eval_limit_by_task.items()}}
+        for where, limit in limits.items():
+            if limit is not None and (not isinstance(limit, int) or limit < 1):
+                raise ValueError(f"[data] {where} must be a positive number of queries, got {limit!r}")
+        unknown = set(self.eval_limit_by_task) - set(META_TASKS)
+        if unknown:
+            raise ValueError(f"[data.eval_limit_by_task]: unknown meta-tasks {sorted(unknown)}; use {META_TASKS}")
+
+    def eval_limit_for(self, meta_task: str) -> int | None:
+        """Queries per eval dataset of one meta-task."""
+        return self.eval_limit_by_task.get(meta_task, self.eval_limit)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pipeline.data.catalog import DatasetInfo, select
 from pipeline.data.mmeb import MMEBReader
 from pipeline.data.records import EvalRow, ItemRef, TrainPair, unique_items
 from pipeline.eval.evaluator import EmbeddingCache, EvalResult, EvalTask, Evaluator
-from pipeline.experiment import Experiment, ModelEntry
+from pipeline.experiment import DataEntry, Experiment, ModelEntry
 from pipeline.models.base import VLMEncoder
 from pipeline.models.lora import LoraSettings
 from pipeline.models.recipe import WEIGHTS_FILE, EncoderRecipe
@@ -80,8 +80,8 @@ class TaskData:
         return {i for _, rows in self.evals.values() for r in rows for i in (r.query.id, r.candidates[0].id)}
 
 
-def load_task_data(reader: MMEBReader, selection: str, meta_task: str, cap: int, eval_limit: int | None,
-                   seed: int) -> TaskData:
+def load_task_data(reader: MMEBReader, data: DataEntry, meta_task: str) -> TaskData:
+    selection, seed = data.selection, data.seed
     infos = select(f"{selection}:{meta_task}", reader.datasets() if selection == "builtin" else None)
     available = {d.name for d in reader.datasets()}
     infos = [d for d in infos if d.name in available or selection != "builtin"]
@@ -91,8 +91,8 @@ def load_task_data(reader: MMEBReader, selection: str, meta_task: str, cap: int,
     evals = {}
     for info in infos:
         if info.has_train:
-            train += reader.train(info.name, cap=cap, seed=seed)
-        rows = reader.eval(info.name, limit=eval_limit, seed=seed)
+            train += reader.train(info.name, cap=data.train_cap, seed=seed)
+        rows = reader.eval(info.name, limit=data.eval_limit_for(meta_task), seed=seed)
         if rows:
             evals[info.name] = (info, rows)
     return TaskData(train, evals)
@@ -164,9 +164,7 @@ class ExperimentRunner:
                     continue
                 if meta_task not in loaded:
                     loaded.clear()
-                    loaded[meta_task] = load_task_data(self.reader, self.exp.data.selection, meta_task,
-                                                       self.exp.data.train_cap, self.exp.data.eval_limit,
-                                                       self.exp.data.seed)
+                    loaded[meta_task] = load_task_data(self.reader, self.exp.data, meta_task)
                     self._register_data(writer, loaded[meta_task])
                 landed += self._run_one(writer, entry, meta_task, loaded[meta_task], cfg)
         return landed
@@ -261,8 +259,7 @@ class ExperimentRunner:
                 encoder = recipe.build(device=self.device)
                 stage, samples, where = "zero-shot", 0, entry.base
             for meta_task in entry.meta_tasks or self.exp.meta_tasks:
-                data = load_task_data(self.reader, self.exp.data.selection, meta_task, self.exp.data.train_cap,
-                                      self.exp.data.eval_limit, self.exp.data.seed)
+                data = load_task_data(self.reader, self.exp.data, meta_task)
                 self._register_data(writer, data)
                 cfg = {**self.run_config(entry, meta_task), "recipe": asdict(recipe), "evaluated": where}
                 landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage=stage, samples=samples,

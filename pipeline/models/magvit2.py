@@ -14,8 +14,10 @@ most significant bit** (`power_vals = 2 ** arange(bits - 1, -1, -1)`); a channel
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -302,6 +304,10 @@ class LookupFreeQuantizer(nn.Module):
         return z.transpose(1, 2).reshape(b, self.bits, *grid)
 
 
+# Codes kept by `MAGVITv2.cached_codes`: 64 MB of int32 (16k images at 1024 codes, 1M at 16).
+CODE_CACHE_LIMIT = 1 << 24
+
+
 class MAGVITv2(nn.Module):
     def __init__(self, cfg: MagvitConfig | None = None):
         super().__init__()
@@ -309,6 +315,8 @@ class MAGVITv2(nn.Module):
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
         self.quantize = LookupFreeQuantizer(self.config.codebook_bits)
+        self._codes: OrderedDict[bytes, torch.Tensor] = OrderedDict()  # pixel digest -> codes, least recent first
+        self._codes_weights: tuple = ()
 
     def encode_latents(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, bits, H/16, W/16) continuous latents."""
@@ -317,6 +325,34 @@ class MAGVITv2(nn.Module):
     def get_code(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, H/16 * W/16) codes, raster order."""
         return self.quantize(self.encode_latents(pixels))
+
+    @torch.no_grad()
+    def cached_codes(self, pixels: torch.Tensor) -> torch.Tensor:
+        """`get_code` that remembers each image's codes while the encoder's weights stay as
+        they are: MMaDA keeps its tokenizer frozen, so an image seen again (every epoch, every
+        evaluation) costs a hash instead of an encoder pass, which at demo scale is 8x the
+        language model's forward and backward. Any change to the weights empties the memo."""
+        if any(p.requires_grad for p in self.encoder.parameters()):
+            self._codes.clear()
+            return self.get_code(pixels)
+        # Every in-place write (optimizer step, load_state_dict, copy_) bumps a tensor's _version.
+        weights = tuple((id(t), t._version) for t in (*self.encoder.parameters(), *self.encoder.buffers(),
+                                                      *self.quantize.buffers()))
+        if weights != self._codes_weights:
+            self._codes.clear()
+            self._codes_weights = weights
+        keys = [hashlib.blake2b(image.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).digest()
+                for image in pixels]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._codes))
+        if missing:
+            fresh = self.get_code(pixels[[keys.index(k) for k in missing]]).to("cpu", torch.int32)
+            for key, codes in zip(missing, fresh, strict=True):
+                self._codes[key] = codes
+            while len(self._codes) * fresh.shape[1] > CODE_CACHE_LIMIT:
+                self._codes.popitem(last=False)
+        for key in keys:
+            self._codes.move_to_end(key)
+        return torch.stack([self._codes[k] for k in keys]).to(pixels.device, torch.long)
 
     def decode_code(self, codes: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         """(B, T) codes -> (B, 3, H, W) pixels in about [-1, 1]; square grid unless given."""

@@ -181,13 +181,9 @@ def test_small_demo_builds_every_family_and_meta_task(bench_home, monkeypatch, t
     scores = final_vs_chance(reader)
     reader.close()
     assert len(scores) == 12 and scores["p_at_1"].notna().all()
-    # Chance is the mean of 1 / #candidates over a meta-task's datasets. At this budget two
-    # (family, meta-task) cells stay at or below it (docs/demo.md: LaViDa-like classification,
-    # and Qwen2.5-VL-like retrieval, whose image features are nearly constant); every family is
-    # above it overall, and so are the other ten cells.
-    per_family = scores.groupby("model")[["p_at_1", "chance"]].mean()
-    assert (per_family["p_at_1"] > per_family["chance"]).all(), per_family
-    assert (scores["p_at_1"] > scores["chance"]).sum() >= 10, scores
+    # Chance is the mean of 1 / #candidates over a meta-task's datasets; a collapsed model scores
+    # below it (ties count against the gold), so this fails on a model that learned nothing.
+    assert (scores["p_at_1"] > scores["chance"]).all(), scores
 
 
 def _children(pid: int) -> set[int]:

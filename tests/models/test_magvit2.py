@@ -86,6 +86,45 @@ def test_codes_are_integers_in_range_and_decode_back_to_pixels():
     assert torch.equal(model.quantize(latents), codes)
 
 
+def test_cached_codes_skip_the_encoder_for_seen_images_until_the_weights_change(monkeypatch):
+    torch.manual_seed(0)
+    model = MAGVITv2(tiny_config()).eval().requires_grad_(False)
+    passes = []
+    model.encoder.register_forward_hook(lambda module, args, out: passes.append(args[0].shape[0]))
+    a, b = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        expected = model.get_code(torch.stack([a, b]))
+    passes.clear()
+    assert torch.equal(model.cached_codes(torch.stack([a, a, b])), expected[[0, 0, 1]])
+    assert passes == [2]  # the repeated image is encoded once
+    assert torch.equal(model.cached_codes(torch.stack([b, a])), expected[[1, 0]]) and passes == [2]
+
+    with torch.no_grad():  # an in-place change of the weights (an optimizer step, load_state_dict) empties the memo
+        for p in model.encoder.parameters():
+            p.mul_(-1.0)
+        changed = model.get_code(torch.stack([a, b]))
+    assert not torch.equal(changed, expected)
+    passes.clear()
+    assert torch.equal(model.cached_codes(torch.stack([a, b])), changed) and passes == [2]
+
+    model.encoder.requires_grad_(True)  # a trainable tokenizer is never memoised
+    passes.clear()
+    model.cached_codes(torch.stack([a, b]))
+    model.cached_codes(torch.stack([a, b]))
+    assert passes == [2, 2]
+
+    model.encoder.requires_grad_(False)
+    monkeypatch.setattr("pipeline.models.magvit2.CODE_CACHE_LIMIT", 16 * 2)  # room for two images
+    c = torch.rand(3, 64, 64) * 2 - 1
+    model.cached_codes(torch.stack([a, b]))
+    model.cached_codes(c[None])  # evicts a, the least recently used
+    passes.clear()
+    model.cached_codes(torch.stack([b, c]))
+    assert passes == []
+    model.cached_codes(a[None])
+    assert passes == [1]
+
+
 def test_straight_through_bits_are_exact_with_half_gradient():
     quantizer = MAGVITv2(tiny_config(codebook_bits=3)).quantize
     z = torch.tensor([0.5, -0.2, 0.0]).reshape(1, 3, 1, 1).requires_grad_(True)

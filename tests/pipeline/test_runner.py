@@ -90,6 +90,30 @@ family = "lavida"
         Experiment.from_toml(path)
 
 
+def test_eval_limit_by_task_overrides_the_eval_limit_for_its_meta_task(toy_root, tmp_path):
+    from pipeline.data.mmeb import MMEBReader
+    from pipeline.runner import load_task_data
+
+    reader = MMEBReader(toy_root)
+    counts = {name: len(rows) for name, (_, rows) in
+              load_task_data(reader, DataEntry(root=str(toy_root), eval_limit=4), "classification").evals.items()}
+    assert set(counts.values()) == {4} and len(counts) == 2
+    data = DataEntry(root=str(toy_root), eval_limit=4, eval_limit_by_task={"classification": 8})
+    assert data.eval_limit_for("classification") == 8 and data.eval_limit_for("retrieval") == 4
+    assert {len(rows) for _, rows in load_task_data(reader, data, "classification").evals.values()} == {8}
+
+    path = tmp_path / "exp.toml"
+    toml = 'name = "x"\n[data]\neval_limit = 20\n[data.eval_limit_by_task]\n{}\n[[models]]\nname = "a"\nfamily = "lavida"\n'
+    path.write_text(toml.format("classification = 100"))
+    assert Experiment.from_toml(path).data.eval_limit_for("classification") == 100
+    path.write_text(toml.format("retrieval = 0"))
+    with pytest.raises(ValueError, match="eval_limit_by_task.retrieval must be a positive number"):
+        Experiment.from_toml(path)
+    path.write_text(toml.format("captioning = 10"))
+    with pytest.raises(ValueError, match="unknown meta-tasks"):
+        Experiment.from_toml(path)
+
+
 @pytest.mark.parametrize("progress", [False, True])
 def test_progress_flag_reaches_the_trainer_and_evaluator_bars(toy_root, tmp_path, capfd, caplog, progress):
     """Without progress no tqdm line reaches stderr (a log file stays readable), yet each training

@@ -267,7 +267,7 @@ class MMaDAEncoder(VLMEncoder):
     def image_codes(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) in [-1, 1] -> (N, T) MAGVIT-v2 codes on the CPU."""
         ref = next(self.vq_model.parameters())
-        return self.vq_model.get_code(pixels.to(ref.device, ref.dtype)).cpu()
+        return self.vq_model.cached_codes(pixels.to(ref.device, ref.dtype)).cpu()
 
     def vision_trainable(self) -> bool:
         return any(p.requires_grad for p in self.vq_model.encoder.parameters())
