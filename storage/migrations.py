@@ -63,15 +63,17 @@ def _models_per_variant(con: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS: dict[int, Migration] = {1: _models_per_variant}
 
 
-def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The schema version recorded in a store, None for a file with no vlmembed tables."""
+def stored_version(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int | None:
+    """The schema version recorded in a store (`catalog`: an attached one), None for a file with
+    no vlmembed tables."""
     tables = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = coalesce(?, current_database())",
+        [catalog]).fetchall()}
     if "meta" not in tables:
         return 0 if tables else None  # tables but no meta: a pre-release layout
     # fetchall, not fetchone: an unfinished result makes DuckDB refuse the connection's next
     # `register` (StoreWriter._missing_items, the first call of add_run on a reopened store)
-    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    rows = con.execute(f"SELECT value FROM {catalog + '.' if catalog else ''}meta WHERE key = 'schema_version'").fetchall()
     if not rows:
         return 0
     row = rows[0]

@@ -367,16 +367,12 @@ class StoreWriter:
         if not run_ids:
             return
         other = Path(other)
-        source = duckdb.connect(str(other), read_only=True)
-        try:
-            version = stored_version(source)
-        finally:
-            source.close()
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"{other} has schema version {version}, this store {SCHEMA_VERSION}; "
-                             "run `vlmembed migrate` on it first")
         self.con.execute("ATTACH ? AS other (READ_ONLY)", [str(other)])
         try:
+            version = stored_version(self.con, "other")
+            if version != SCHEMA_VERSION:
+                raise ValueError(f"{other} has schema version {version}, this store {SCHEMA_VERSION}; "
+                                 "run `vlmembed migrate` on it first")
             self.con.register("merged_runs", pa.table({"run_id": list(run_ids)}))
             found = {r[0] for r in self.con.execute(
                 "SELECT run_id FROM other.runs JOIN merged_runs USING (run_id)").fetchall()}

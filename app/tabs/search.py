@@ -19,8 +19,9 @@ from app import search_view as sv
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from pipeline.data.catalog import META_TASKS
 from pipeline.search import QueryError, SearchEngine
-from pipeline.search.engine import MAX_K, TASK_CHOICES
+from pipeline.search.engine import MAX_K
 from pipeline.search.query import Query
 from storage import StoreError
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 ALL = "all"
 AUTO = "auto"  # the default runs follow the pool's meta-task (see SearchEngine.default_runs)
-TASKS = [("auto (the pool's meta-task)", AUTO)] + [(t, t) for t in TASK_CHOICES]
+TASKS = [("auto (the pool's meta-task)", AUTO)] + [(t, t) for t in META_TASKS]
 DEFAULT_K = 10
 CONCURRENCY = 2  # encoders are CPU-bound; more parallel requests only queue inside torch
 _ENGINES: dict[Path, SearchEngine] = {}

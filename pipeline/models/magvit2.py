@@ -343,9 +343,10 @@ class MAGVITv2(nn.Module):
             self._codes_weights = weights
         keys = [hashlib.blake2b(image.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).digest()
                 for image in pixels]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._codes))
+        where = {key: i for i, key in enumerate(keys)}  # each distinct image once
+        missing = [k for k in where if k not in self._codes]
         if missing:
-            fresh = self.get_code(pixels[[keys.index(k) for k in missing]]).to("cpu", torch.int32)
+            fresh = self.get_code(pixels[[where[k] for k in missing]]).to("cpu", torch.int32)
             for key, codes in zip(missing, fresh, strict=True):
                 self._codes[key] = codes
             while len(self._codes) * fresh.shape[1] > CODE_CACHE_LIMIT:

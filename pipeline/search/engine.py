@@ -129,7 +129,6 @@ class _StoreView:
     projected: pd.DataFrame
 
 
-TASK_CHOICES = META_TASKS
 # Without a task or a pool: what each model's default final run was trained on, in this order
 # ("all" = trained on every meta-task at once); any other task after these, alphabetically.
 AUTO_TASK_ORDER = ("all", "retrieval")
@@ -236,9 +235,9 @@ class SearchEngine:
     def default_runs(self, dataset: str | None = None, task: str | None = None) -> list[str]:
         """Each model's final run trained on one meta-task, so the columns compare like with like:
         `task` when given, else the pool dataset's meta-task, else the `choose_runs` default."""
-        if task is not None and task not in TASK_CHOICES:
+        if task is not None and task not in META_TASKS:
             raise QueryError(f"unknown task {task!r}; choose the meta-task the runs were trained on: "
-                             f"{', '.join(TASK_CHOICES)} (or none, for the pool's own)")
+                             f"{', '.join(META_TASKS)} (or none, for the pool's own)")
         view = self.view()
         if task is None and dataset and dataset in view.datasets.index:
             task = str(view.datasets.loc[dataset, "meta_task"])

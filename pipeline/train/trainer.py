@@ -121,15 +121,14 @@ class ContrastiveTrainer:
         if n_pairs < config.global_batch_size:
             raise ValueError(f"{n_pairs} training pairs cannot fill one global batch of {config.global_batch_size}; "
                              "lower global_batch_size or add data")
-        if config.batch_by_dataset:
-            if groups is None or len(groups) != n_pairs:
-                raise ValueError("batch_by_dataset needs the dataset of every training pair (groups)")
-            if not dataset_batches(groups, config.global_batch_size, config.seed, 0):
-                raise ValueError(f"no dataset has {config.global_batch_size} training pairs to fill a batch of its "
-                                 "own; lower global_batch_size or turn batch_by_dataset off")
+        if config.batch_by_dataset and (groups is None or len(groups) != n_pairs):
+            raise ValueError("batch_by_dataset needs the dataset of every training pair (groups)")
         self.config = config
         self.n_pairs = n_pairs
         self.groups = list(groups) if groups is not None else None
+        if config.batch_by_dataset and self.batches_per_epoch == 0:
+            raise ValueError(f"no dataset has {config.global_batch_size} training pairs to fill a batch of its "
+                             "own; lower global_batch_size or turn batch_by_dataset off")
         self._epoch_batches: tuple[int, list[np.ndarray]] | None = None
         self.pairs_at = pairs_at
         self.output_dir = Path(output_dir)

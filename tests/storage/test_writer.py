@@ -250,3 +250,19 @@ def test_merge_runs_of_an_unknown_run_changes_nothing(tmp_path):
     with StoreWriter(main) as w, pytest.raises(ValueError, match="no run 'ghost'"):
         w.merge_runs(worker, ["r1", "ghost"])
     assert _count(main, "runs") == 0
+
+
+def test_merge_runs_refuses_a_store_of_another_schema_version(tmp_path):
+    main, worker = tmp_path / "main.duckdb", tmp_path / "worker.duckdb"
+    with StoreWriter(worker) as w:
+        w.add_run(toy_run("r1", seed_catalogue(w)))
+    con = duckdb.connect(str(worker))
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with StoreWriter(main) as w:
+        seed_catalogue(w)
+        with pytest.raises(ValueError, match="schema version 1.*vlmembed migrate"):
+            w.merge_runs(worker, ["r1"])
+        assert w.execute("SELECT count(*) FROM runs")[0][0] == 0
+        # the refused store is detached again
+        assert w.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'other'")[0][0] == 0
