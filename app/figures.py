@@ -12,7 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.tables import META_TASK_ORDER, PARADIGM_ORDER, SOURCE_ORDER, value_columns
+from app.tables import value_columns
+from storage.vocabulary import META_TASKS, PARADIGMS, SOURCES
 
 # What each source's numbers are; the demo caveat is shown wherever demo numbers are drawn.
 SOURCE_NOTES = {
@@ -51,13 +52,13 @@ def _panel_widths(frame: pd.DataFrame, sources: list[str]) -> list[float]:
 
 def _sources(frame: pd.DataFrame) -> list[str]:
     present = set(frame["source"])
-    return [s for s in SOURCE_ORDER if s in present] + sorted(present - set(SOURCE_ORDER))
+    return [s for s in SOURCES if s in present] + sorted(present - set(SOURCES))
 
 
 def model_colours(frame: pd.DataFrame) -> dict[str, str]:
     """A colour per label, shaded within its paradigm's hue family, stable across panels."""
     colours: dict[str, str] = {}
-    for paradigm in PARADIGM_ORDER:
+    for paradigm in PARADIGMS:
         labels = list(dict.fromkeys(frame.loc[frame["paradigm"] == paradigm, "label"]))
         for i, label in enumerate(labels):
             colours[label] = PALETTES[paradigm][i % len(PALETTES[paradigm])]
@@ -91,7 +92,7 @@ def meta_task_bars(averages: pd.DataFrame, title: str = "Average Precision@1 per
                                       "%{customdata[1]}<extra></extra>",
                         showlegend=label not in shown_in_legend, row=1, col=col)
             shown_in_legend.add(label)
-    fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASK_ORDER))
+    fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASKS))
     fig.update_yaxes(title_text="Precision@1 (%)", col=1, rangemode="tozero")
     return fig.update_layout(title=title, barmode="group", height=460, **LAYOUT)
 
@@ -112,7 +113,7 @@ def gap_bars(gaps: pd.DataFrame) -> go.Figure:
                         hovertemplate="%{x}, " + split + ": %{customdata[0]} %{customdata[1]:.1f} vs "
                                       "%{customdata[2]} %{customdata[3]:.1f}<extra></extra>",
                         showlegend=col == 1, row=1, col=col)
-    fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASK_ORDER))
+    fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASKS))
     fig.update_yaxes(title_text="points (> 0: AR ahead)", col=1, zeroline=True, zerolinecolor="#334155")
     return fig.update_layout(title="Best AR − best diffusion model, per meta-task", barmode="group", height=430,
                              **LAYOUT)
@@ -123,7 +124,7 @@ def id_ood_bars(averages: pd.DataFrame) -> go.Figure:
     if averages.empty:
         return message_figure("No runs match: pick another source.")
     sources = _sources(averages)
-    tasks = [t for t in META_TASK_ORDER if t in set(averages["meta_task"])]
+    tasks = [t for t in META_TASKS if t in set(averages["meta_task"])]
     fig = make_subplots(rows=len(sources), cols=len(tasks), column_titles=tasks,
                         row_titles=[s for s in sources] if len(sources) > 1 else None,
                         horizontal_spacing=0.05, vertical_spacing=0.18)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import html
 
-import pandas as pd
-
-from app import alignment_view as av
+from app import alignment_view
 from pipeline.search import SearchEngine, SearchResult
 
 CSS = """
@@ -25,7 +23,7 @@ CSS = """
 def _hit_html(hit) -> str:
     body = []
     if hit.thumbnail:
-        body.append(f'<img alt="" src="{av.png_data_uri(hit.thumbnail)}">')
+        body.append(f'<img alt="" src="{alignment_view.png_data_uri(hit.thumbnail)}">')
     if hit.text:
         body.append(f"<span>{html.escape(hit.text[:160])}</span>")
     if not body:
@@ -71,21 +69,11 @@ def maps_html(engine: SearchEngine, result: SearchResult, max_pairs: int = 120) 
             continue
         points = found[0]
         pairs = engine.reader.pairs(a.placement.dataset)
-        sample = av.sample_pairs(pairs, [points], max_pairs)
+        sample = alignment_view.sample_pairs(pairs, [points], max_pairs)
         title = f"{a.run.title} · {a.placement.dataset} ({a.placement.method})"
-        panels.append(av.map_html(title, points, sample, av.COLOURS[len(panels) % 2],
+        panels.append(alignment_view.map_html(title, points, sample, alignment_view.COLOURS[len(panels) % 2],
                                   star=(a.placement.x, a.placement.y, f"your query: {result.query}")))
     if not panels:
         return ('<div id="search-maps"><p>No stored map to place the query on (run `vlmembed project`, or pick '
                 "a candidate pool).</p></div>")
-    return f'<style>{av.CSS}</style><div class="vm-maps" id="search-maps">{"".join(panels)}</div>'
-
-
-def empty_frame() -> pd.DataFrame:
-    return pd.DataFrame(columns=["model", "rank", "score", "item", "gold"])
-
-
-def hits_frame(result: SearchResult) -> pd.DataFrame:
-    rows = [{"model": a.run.title, "rank": h.rank, "score": round(h.score, 4), "item": h.text or f"[{h.modality}]",
-             "gold": h.gold} for a in result.answers for h in a.hits]
-    return pd.DataFrame(rows) if rows else empty_frame()
+    return f'<style>{alignment_view.CSS}</style><div class="vm-maps" id="search-maps">{"".join(panels)}</div>'

@@ -14,10 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-META_TASK_ORDER = ("classification", "vqa", "retrieval")
-SOURCE_ORDER = ("paper", "pipeline", "demo")
-PARADIGM_ORDER = ("autoregressive", "diffusion")
-STAGE_ORDER = ("zero-shot", "checkpoint", "final")
+from storage.vocabulary import META_TASKS, PARADIGMS, SOURCES, STAGES
+
 SPLITS = {"all": None, "in-domain": True, "OOD": False}
 ID_COLS = ["dataset", "meta_task", "split"]
 DEFAULT_METRIC = "precision@1"
@@ -67,8 +65,8 @@ def series_catalogue(scores: pd.DataFrame) -> pd.DataFrame:
     cat = scores[cols].drop_duplicates("series").copy()
     cat["n_datasets"] = cat["series"].map(scores.groupby("series")["dataset"].nunique())
     cat["benchmark"] = cat["series"].map(scores.groupby("series")["benchmark"].agg(lambda b: ", ".join(sorted(set(b)))))
-    return _sorted(cat, [_rank(cat["source"], SOURCE_ORDER), _rank(cat["paradigm"], PARADIGM_ORDER), cat["model"],
-                         cat["variant"] != "default", cat["variant"], _rank(cat["stage"], STAGE_ORDER),
+    return _sorted(cat, [_rank(cat["source"], SOURCES), _rank(cat["paradigm"], PARADIGMS), cat["model"],
+                         cat["variant"] != "default", cat["variant"], _rank(cat["stage"], STAGES),
                          cat["train_samples"].astype("float").fillna(-1)])
 
 
@@ -96,7 +94,7 @@ def filter_scores(scores: pd.DataFrame, *, sources: Sequence[str] | None = None,
 
 
 def _dataset_order(frame: pd.DataFrame) -> pd.DataFrame:
-    return _sorted(frame, [_rank(frame["meta_task"], META_TASK_ORDER), frame["split"] != "in-domain",
+    return _sorted(frame, [_rank(frame["meta_task"], META_TASKS), frame["split"] != "in-domain",
                            frame["dataset"]])
 
 
@@ -151,8 +149,8 @@ def meta_task_averages(scores: pd.DataFrame) -> pd.DataFrame:
     for name, flag in (("in_domain", True), ("ood", False)):
         part = scores[scores["in_domain"] == flag].groupby(keys, sort=False)["value"].mean().rename(name)
         out = out.merge(part.reset_index(), on=keys, how="left")
-    return _sorted(out, [_rank(out["meta_task"], META_TASK_ORDER), _rank(out["source"], SOURCE_ORDER),
-                         _rank(out["paradigm"], PARADIGM_ORDER), out["label"]])
+    return _sorted(out, [_rank(out["meta_task"], META_TASKS), _rank(out["source"], SOURCES),
+                         _rank(out["paradigm"], PARADIGMS), out["label"]])
 
 
 def paradigm_gap(averages: pd.DataFrame) -> pd.DataFrame:
@@ -161,7 +159,7 @@ def paradigm_gap(averages: pd.DataFrame) -> pd.DataFrame:
     for (source, meta_task), group in averages.groupby(["source", "meta_task"], sort=False):
         for split, column in (("all", "average"), ("in-domain", "in_domain"), ("OOD", "ood")):
             best = {}
-            for paradigm in PARADIGM_ORDER:
+            for paradigm in PARADIGMS:
                 part = group[(group["paradigm"] == paradigm) & group[column].notna()]
                 if not part.empty:
                     top = part.loc[part[column].idxmax()]

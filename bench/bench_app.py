@@ -44,7 +44,7 @@ TASK_MARKERS = {"classification": "ImageNet-1K", "vqa": "ChartQA", "retrieval": 
 def build_store(path: Path, with_demo: bool) -> dict:
     """The paper's numbers, plus demo-like runs: 3 tiny models x 4 stages on 12 built-in datasets."""
     from storage import DatasetRecord, ModelRecord, RunRecord, ScoreRecord, StoreReader, StoreWriter
-    from storage.paper import import_paper
+    from storage.paper_import import import_paper
 
     with StoreWriter(path) as writer:
         import_paper(writer)

@@ -33,8 +33,8 @@ from typing import Any, Literal
 from pipeline.models.base import EncoderOptions
 from pipeline.models.registry import get_family, parse_dtype
 from pipeline.train.config import TrainConfig
+from storage.vocabulary import META_TASKS
 
-META_TASKS = ("classification", "vqa", "retrieval")
 StoreEmbeddings = Literal["all", "pairs", "none"]
 
 

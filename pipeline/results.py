@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.data.catalog import DatasetInfo
+from pipeline.data.dataset_info import DatasetInfo
 from pipeline.data.images import ImageError, thumbnail_png
 from pipeline.data.records import EvalRow, ItemRef
 from pipeline.eval.evaluator import EvalResult
@@ -25,6 +25,7 @@ from storage import (
     TrainLogRecord,
 )
 from storage.records import VISION_FROZEN, VISION_TRAINED
+from storage.vocabulary import MODALITY_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,11 @@ def model_record(entry: ModelEntry, description: str | None = None) -> ModelReco
     )
 
 
-_MODALITY = {"I": "image", "T": "text", "I+T": "image+text"}
-
-
 def dataset_record(info: DatasetInfo) -> DatasetRecord:
     return DatasetRecord(
         dataset=store_dataset_name(info), benchmark=info.benchmark, meta_task=info.meta_task,
-        in_domain=info.in_domain, query_modality=_MODALITY.get(info.query_modality, info.query_modality),
-        target_modality=_MODALITY.get(info.target_modality, info.target_modality),
+        in_domain=info.in_domain, query_modality=MODALITY_NAMES.get(info.query_modality, info.query_modality),
+        target_modality=MODALITY_NAMES.get(info.target_modality, info.target_modality),
         n_train=info.n_train, n_eval=info.n_eval, n_candidates=info.n_candidates, instruction=info.instruction,
         description=info.description,
     )

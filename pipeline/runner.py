@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from pipeline.data.catalog import DatasetInfo, select
+from pipeline.data.catalog import select
+from pipeline.data.dataset_info import DatasetInfo
 from pipeline.data.mmeb import MMEBReader
 from pipeline.data.records import EvalRow, ItemRef, TrainPair, unique_items
 from pipeline.eval.evaluator import EmbeddingCache, EvalResult, EvalTask, Evaluator

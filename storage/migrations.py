@@ -12,7 +12,10 @@ from collections.abc import Callable
 import duckdb
 
 from storage.errors import StoreSchemaError
+from storage.paper import paper_models
+from storage.records import VISION_FROZEN, VISION_TRAINED
 from storage.schema import SCHEMA_VERSION, TABLES, VIEWS
+from storage.vocabulary import PARADIGMS, sql_choices
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -26,16 +29,13 @@ def _models_per_variant(con: duckdb.DuckDBPyConnection) -> None:
     then each pipeline-written vision_update is set from what that variant's runs recorded in their
     config, and a paper variant's from the paper's data. No run, score or other row changes.
     """
-    from storage.paper import paper_models  # storage.paper imports the writer, which imports this module
-    from storage.records import VISION_FROZEN, VISION_TRAINED
-
     columns = "family, display_name, paradigm, attention, pooling, vision_encoder, vision_update, backbone, " \
               "params, scale, description"
-    con.execute("""
+    con.execute(f"""
         CREATE TABLE models_v2 (
             model VARCHAR NOT NULL, variant VARCHAR NOT NULL DEFAULT 'default', family VARCHAR,
             display_name VARCHAR NOT NULL,
-            paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion')),
+            paradigm VARCHAR NOT NULL CHECK (paradigm IN ({sql_choices(PARADIGMS)})),
             attention VARCHAR, pooling VARCHAR, vision_encoder VARCHAR, vision_update VARCHAR, backbone VARCHAR,
             params BIGINT, scale VARCHAR NOT NULL, description VARCHAR, PRIMARY KEY (model, variant))""")
     con.execute(f"INSERT INTO models_v2 SELECT model, 'default', {columns} FROM models")

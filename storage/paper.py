@@ -1,5 +1,7 @@
 """The paper's published numbers, as data the project owns (storage/data/paper_results.json).
 
+This module only reads and shapes them; `storage.paper_import` writes them into a store.
+
 Each (model, table) becomes a run with source 'paper': the paper trained one model per
 meta-task, so Table 1, 2 and 3 are three runs per model; Table 4's unfrozen-vision column
 is a fourth MMaDA run with variant 'vision-unfrozen'. Printed averages are kept beside the
@@ -14,10 +16,9 @@ from functools import lru_cache
 from importlib import resources
 
 from storage.records import DatasetRecord, ModelRecord, ReportedAverage, RunRecord, ScoreRecord
-from storage.writer import StoreWriter
+from storage.vocabulary import MODALITY_NAMES
 
 METRIC = "precision@1"
-MODALITY = {"I": "image", "T": "text", "I+T": "image+text"}
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +58,7 @@ def paper_datasets() -> list[DatasetRecord]:
     return [
         DatasetRecord(
             dataset=d["dataset"], benchmark="MMEB", meta_task=d["meta_task"], in_domain=not d["ood"],
-            query_modality=MODALITY[d["query"]], target_modality=MODALITY[d["target"]],
+            query_modality=MODALITY_NAMES[d["query"]], target_modality=MODALITY_NAMES[d["target"]],
             n_train=d["n_train"], n_eval=d["n_eval"], n_candidates=d["n_candidates"],
         )
         for d in paper_data()["datasets"]
@@ -114,14 +115,3 @@ def paper_runs() -> list[RunRecord]:
                 code_version="paper", notes=table.get("note"), scores=scores, reported=reported,
             ))
     return runs
-
-
-def import_paper(writer: StoreWriter) -> int:
-    """Replace the store's paper runs with the published numbers; returns the number of runs."""
-    runs = paper_runs()
-    writer.upsert_models(paper_models())
-    writer.upsert_datasets(paper_datasets())
-    writer.delete_source("paper")
-    for run in runs:
-        writer.add_run(run)
-    return len(runs)

@@ -106,7 +106,8 @@ class StoreReader:
         cur.execute(f"USE {CATALOG}")  # cursors start in the in-memory catalog
         return cur
 
-    def frame(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
+    def _frame(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
+        # Private: the console's `run_query` is the one public way to send SQL (sandboxed there).
         cur = self.cursor()
         try:
             return cur.execute(sql, list(params or [])).df()
@@ -121,10 +122,10 @@ class StoreReader:
 
     # -- catalogue -----------------------------------------------------------------------
     def models(self) -> pd.DataFrame:
-        return self.frame("SELECT * FROM models ORDER BY scale, paradigm, model, variant <> 'default', variant")
+        return self._frame("SELECT * FROM models ORDER BY scale, paradigm, model, variant <> 'default', variant")
 
     def datasets(self) -> pd.DataFrame:
-        return self.frame(
+        return self._frame(
             "SELECT * FROM datasets ORDER BY benchmark, "
             "CASE meta_task WHEN 'classification' THEN 0 WHEN 'vqa' THEN 1 ELSE 2 END, NOT in_domain, dataset"
         )
@@ -136,7 +137,7 @@ class StoreReader:
         if source:
             sql += " AND r.source = ?"
             params.append(source)
-        return self.frame(sql + " ORDER BY r.source, r.model, r.train_samples NULLS LAST, r.run_id", params)
+        return self._frame(sql + " ORDER BY r.source, r.model, r.train_samples NULLS LAST, r.run_id", params)
 
     # -- scores ----------------------------------------------------------------------------
     def scores(self, metric: str = "precision@1", sources: Sequence[str] | None = None,
@@ -150,25 +151,25 @@ class StoreReader:
         if run_ids:
             sql += " AND run_id IN (SELECT unnest(?))"
             params.append(list(run_ids))
-        return self.frame(sql + " ORDER BY source, model, dataset", params)
+        return self._frame(sql + " ORDER BY source, model, dataset", params)
 
     def metrics(self) -> list[str]:
-        return self.frame("SELECT DISTINCT metric FROM scores ORDER BY metric")["metric"].tolist()
+        return self._frame("SELECT DISTINCT metric FROM scores ORDER BY metric")["metric"].tolist()
 
     def reported_averages(self) -> pd.DataFrame:
-        return self.frame(
+        return self._frame(
             "SELECT r.source, r.run_id, r.model, r.variant, a.meta_task, a.split, a.metric, a.value, a.where_printed "
             "FROM reported_averages a JOIN runs r USING (run_id) ORDER BY r.model, a.meta_task, a.split"
         )
 
     def train_log(self, run_ids: Sequence[str]) -> pd.DataFrame:
-        return self.frame("SELECT * FROM train_log WHERE run_id IN (SELECT unnest(?)) ORDER BY run_id, step",
+        return self._frame("SELECT * FROM train_log WHERE run_id IN (SELECT unnest(?)) ORDER BY run_id, step",
                           [list(run_ids)])
 
     # -- embeddings, projections, alignment ------------------------------------------------
     def pairs(self, dataset: str) -> pd.DataFrame:
         """Each eval row's query and gold target with their texts (gold = first candidate)."""
-        return self.frame(
+        return self._frame(
             "SELECT r.row_idx, r.query_item, r.candidates[1] AS gold_item, q.text AS query_text, "
             "q.modality AS query_modality, t.text AS gold_text, t.modality AS gold_modality "
             "FROM dataset_rows r JOIN items q ON q.item_id = r.query_item "
@@ -178,22 +179,22 @@ class StoreReader:
 
     def items(self, item_ids: Sequence[str], with_thumbnails: bool = True) -> pd.DataFrame:
         cols = "*" if with_thumbnails else "item_id, modality, instruction, text, image_path"
-        return self.frame(f"SELECT {cols} FROM items WHERE item_id IN (SELECT unnest(?))", [list(item_ids)])
+        return self._frame(f"SELECT {cols} FROM items WHERE item_id IN (SELECT unnest(?))", [list(item_ids)])
 
     def candidate_pool(self, dataset: str | None = None) -> list[str]:
         """Item ids of a dataset's candidates, or of every stored candidate."""
         if dataset:
-            df = self.frame("SELECT DISTINCT item_id FROM dataset_items WHERE dataset = ? AND role = 'target' "
+            df = self._frame("SELECT DISTINCT item_id FROM dataset_items WHERE dataset = ? AND role = 'target' "
                             "ORDER BY item_id", [dataset])
         else:
-            df = self.frame("SELECT DISTINCT item_id FROM dataset_items WHERE role = 'target' ORDER BY item_id")
+            df = self._frame("SELECT DISTINCT item_id FROM dataset_items WHERE role = 'target' ORDER BY item_id")
         return df["item_id"].tolist()
 
     def dataset_items(self, role: str | None = None) -> pd.DataFrame:
         """(dataset, item_id, role) of every stored eval item, optionally of one role ('query' / 'target')."""
         if role is None:
-            return self.frame("SELECT dataset, item_id, role FROM dataset_items ORDER BY dataset, item_id")
-        return self.frame("SELECT dataset, item_id, role FROM dataset_items WHERE role = ? ORDER BY dataset, item_id",
+            return self._frame("SELECT dataset, item_id, role FROM dataset_items ORDER BY dataset, item_id")
+        return self._frame("SELECT dataset, item_id, role FROM dataset_items WHERE role = ? ORDER BY dataset, item_id",
                           [role])
 
     def embeddings(self, run_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
@@ -218,7 +219,7 @@ class StoreReader:
 
     def embedded_runs(self) -> pd.DataFrame:
         """Runs that stored embeddings, with their dimension and how to rebuild their encoder (live search)."""
-        return self.frame(
+        return self._frame(
             "SELECT r.run_id, r.model, r.source, r.label, r.experiment, r.variant, r.stage, r.train_samples, "
             "r.train_task, r.checkpoint, r.config, r.finished_at, m.family, m.paradigm, m.scale, "
             "any_value(e.dim) AS dim, count(*) AS n_items "
@@ -228,7 +229,7 @@ class StoreReader:
 
     def run_datasets(self, run_id: str) -> list[str]:
         """Datasets a run was evaluated on that have stored eval rows (queries and gold targets)."""
-        df = self.frame("SELECT DISTINCT dataset FROM scores WHERE run_id = ? "
+        df = self._frame("SELECT DISTINCT dataset FROM scores WHERE run_id = ? "
                         "AND dataset IN (SELECT dataset FROM dataset_rows) ORDER BY dataset", [run_id])
         return df["dataset"].tolist()
 
@@ -236,7 +237,7 @@ class StoreReader:
         """Every stored eval query with its gold item, keyed by content: instruction, text and the
         md5 of its thumbnail (thumbnails are made the same way from the same pixels, so an uploaded
         copy of a stored query image has the same one)."""
-        return self.frame(
+        return self._frame(
             "SELECT r.dataset, r.row_idx, r.query_item, r.candidates[1] AS gold_item, "
             "coalesce(q.instruction, '') AS instruction, q.text, md5(q.thumbnail) AS thumbnail_md5 "
             "FROM dataset_rows r JOIN items q ON q.item_id = r.query_item ORDER BY r.dataset, r.row_idx"
@@ -256,10 +257,10 @@ class StoreReader:
         if item_ids is not None:
             sql += " AND item_id IN (SELECT unnest(?))"
             params.append(list(item_ids))
-        return self.frame(sql + " ORDER BY score DESC, item_id LIMIT ?", [*params, int(k)])
+        return self._frame(sql + " ORDER BY score DESC, item_id LIMIT ?", [*params, int(k)])
 
     def projection(self, run_id: str, dataset: str, method: str) -> pd.DataFrame:
-        return self.frame(
+        return self._frame(
             "SELECT p.item_id, p.role, p.x, p.y, i.modality, i.text, i.thumbnail "
             "FROM projections p JOIN items i USING (item_id) "
             "WHERE p.run_id = ? AND p.dataset = ? AND p.method = ? ORDER BY p.role, p.item_id",
@@ -269,7 +270,7 @@ class StoreReader:
     def projected(self) -> pd.DataFrame:
         """Which (run, dataset, method) projections exist, with each run's lineage (model, experiment,
         variant, train task) and stage, so a picker can offer the data-scale points of one model."""
-        return self.frame(
+        return self._frame(
             "SELECT p.run_id, p.dataset, p.method, count(*) FILTER (WHERE p.role = 'query') AS n_queries, "
             "r.model, r.source, r.experiment, r.variant, r.stage, r.train_samples, r.train_task, r.label, "
             "m.paradigm FROM projections p JOIN runs r USING (run_id) JOIN models m USING (model, variant) "
@@ -284,11 +285,31 @@ class StoreReader:
         if run_ids:
             sql += " WHERE a.run_id IN (SELECT unnest(?))"
             params.append(list(run_ids))
-        return self.frame(sql + " ORDER BY r.model, a.dataset, r.train_samples NULLS LAST, a.metric", params)
+        return self._frame(sql + " ORDER BY r.model, a.dataset, r.train_samples NULLS LAST, a.metric", params)
 
     def summary(self) -> dict[str, int]:
         """Row counts of the main tables (for `vlmembed sql` banners and health checks)."""
         counts = {}
         for table in ("models", "datasets", "runs", "scores", "items", "embeddings", "projections", "alignment"):
-            counts[table] = int(self.frame(f"SELECT count(*) AS n FROM {table}")["n"][0])
+            counts[table] = int(self._frame(f"SELECT count(*) AS n FROM {table}")["n"][0])
         return counts
+
+    def final_vs_chance(self, source: str = "demo") -> pd.DataFrame:
+        """Each model's final Precision@1 per meta-task it was trained on, beside chance
+        (the mean of 1 / #candidates over that meta-task's datasets)."""
+        return self._frame("""
+            SELECT r.model, s.meta_task, round(avg(s.value), 1) AS p_at_1,
+                   round(100 * avg(1.0 / c.n_candidates), 1) AS chance
+            FROM v_scores s JOIN runs r USING (run_id)
+            JOIN (SELECT dataset, avg(len(candidates)) AS n_candidates FROM dataset_rows GROUP BY dataset) c
+                USING (dataset)
+            WHERE s.source = ? AND r.stage = 'final' AND s.metric = 'precision@1' AND s.meta_task = r.train_task
+            GROUP BY ALL ORDER BY s.meta_task, r.model""", [source])
+
+    def final_alignment(self, metrics: Sequence[str], source: str = "demo") -> pd.DataFrame:
+        """Each model's alignment metrics averaged over its final runs' maps, one row per (model, metric)."""
+        return self._frame("""
+            SELECT r.model, m.paradigm, a.metric, round(avg(a.value), 3) AS value
+            FROM alignment a JOIN runs r USING (run_id) JOIN models m ON m.model = r.model AND m.variant = r.variant
+            WHERE r.source = ? AND r.stage = 'final' AND a.metric IN (SELECT unnest(?))
+            GROUP BY ALL ORDER BY a.metric, m.paradigm, r.model""", [source, list(metrics)])

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from storage.schema import META_TASKS, PARADIGMS, ROLES, SOURCES
+from storage.vocabulary import META_TASKS, MODALITIES, PARADIGMS, ROLES, SOURCES, STAGES
 
 
 def _require(value: Any, allowed: tuple, what: str) -> None:
@@ -81,7 +81,7 @@ class ItemRecord:
     thumbnail: bytes | None = None
 
     def __post_init__(self) -> None:
-        _require(self.modality, ("image", "text", "image+text"), "modality")
+        _require(self.modality, MODALITIES, "modality")
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         _require(self.source, SOURCES, "source")
-        _require(self.stage, ("zero-shot", "checkpoint", "final"), "stage")
+        _require(self.stage, STAGES, "stage")
         if self.train_task is not None:
             _require(self.train_task, (*META_TASKS, "all"), "train_task")
         if self.embeddings is not None:

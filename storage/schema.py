@@ -8,14 +8,11 @@ columns stable.
 
 from __future__ import annotations
 
+from storage.vocabulary import META_TASKS, PARADIGMS, SOURCES, STAGES, sql_choices
+
 SCHEMA_VERSION = 2  # 2: `models` keyed by (model, variant)
 
-META_TASKS = ("classification", "vqa", "retrieval")
-SOURCES = ("paper", "pipeline", "demo")
-PARADIGMS = ("autoregressive", "diffusion")
-ROLES = ("query", "target")
-
-TABLES = """
+TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (
     key VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
@@ -26,7 +23,7 @@ CREATE TABLE IF NOT EXISTS models (
     variant VARCHAR NOT NULL DEFAULT 'default',  -- a record per variant: an ablation's settings differ
     family VARCHAR,                       -- registry name in pipeline.models, when there is one
     display_name VARCHAR NOT NULL,
-    paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion')),
+    paradigm VARCHAR NOT NULL CHECK (paradigm IN ({sql_choices(PARADIGMS)})),
     attention VARCHAR,
     pooling VARCHAR,
     vision_encoder VARCHAR,
@@ -41,7 +38,7 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS datasets (
     dataset VARCHAR PRIMARY KEY,
     benchmark VARCHAR NOT NULL,           -- 'MMEB' or 'builtin'
-    meta_task VARCHAR NOT NULL CHECK (meta_task IN ('classification', 'vqa', 'retrieval')),
+    meta_task VARCHAR NOT NULL CHECK (meta_task IN ({sql_choices(META_TASKS)})),
     query_modality VARCHAR,
     target_modality VARCHAR,
     in_domain BOOLEAN NOT NULL,
@@ -54,13 +51,13 @@ CREATE TABLE IF NOT EXISTS datasets (
 
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY,
-    source VARCHAR NOT NULL CHECK (source IN ('paper', 'pipeline', 'demo')),
+    source VARCHAR NOT NULL CHECK (source IN ({sql_choices(SOURCES)})),
     model VARCHAR NOT NULL,
     label VARCHAR NOT NULL,               -- human-readable, e.g. 'Table 1' or 'final'
     variant VARCHAR NOT NULL DEFAULT 'default',  -- ablations: 'vision-unfrozen', 'bidirectional' ...
     experiment VARCHAR,
     train_task VARCHAR,                   -- meta-task trained on, NULL for zero-shot
-    stage VARCHAR NOT NULL DEFAULT 'final',  -- 'zero-shot', 'checkpoint', 'final'
+    stage VARCHAR NOT NULL DEFAULT 'final',  -- {', '.join(STAGES)}
     train_samples BIGINT,
     status VARCHAR NOT NULL DEFAULT 'complete',
     config JSON,
@@ -190,11 +187,3 @@ CREATE OR REPLACE VIEW v_meta_task_averages AS
     FROM v_scores
     GROUP BY ALL;
 """
-
-VIEW_DOCS = {
-    "v_scores": "one row per (run, dataset, metric): source, run_id, model, paradigm, meta_task, dataset, "
-    "in_domain, metric, value, then variant, stage, train_samples, label, benchmark, scale",
-    "v_embeddings": "one row per (run, dataset, item, role): run_id, model, dataset, item_id, role, modality, text, vec",
-    "v_meta_task_averages": "per run and meta-task: the mean over datasets, and over in-domain / OOD datasets",
-    "dataset_items": "which items are queries and which are candidates (targets) of each dataset",
-}

@@ -31,7 +31,8 @@ from storage.records import (
     ModelRecord,
     RunRecord,
 )
-from storage.schema import ROLES, SCHEMA_VERSION
+from storage.schema import SCHEMA_VERSION
+from storage.vocabulary import ROLES
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 def paper_store(tmp_path):
     """A store holding the paper's numbers."""
     from storage import StoreWriter
-    from storage.paper import import_paper
+    from storage.paper_import import import_paper
 
     path = tmp_path / "paper.duckdb"
     with StoreWriter(path) as writer:
@@ -31,3 +31,11 @@ def embedded_store(tmp_path_factory):
     from tests.search.embedded_store import build_embedded_store
 
     return build_embedded_store(tmp_path_factory.mktemp("embedded"))
+
+
+@pytest.fixture(scope="session")
+def mixed_store_file(tmp_path_factory):
+    """A store with paper, demo and pipeline runs (shared; tests must not write to it)."""
+    from tests.app.helpers import build_mixed_store
+
+    return build_mixed_store(tmp_path_factory.mktemp("mixed") / "store.duckdb")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from app import alignment_view as av
+from app import alignment_view
 from app.figures import message_figure
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
@@ -26,24 +26,24 @@ NO_MAPS = ("No 2-D maps in this store yet. If `vlmembed app` is building the dem
            "and alignment metrics.")
 
 
-def _data(store: StoreCache) -> tuple[av.AlignmentData | None, str | None]:
+def _data(store: StoreCache) -> tuple[alignment_view.AlignmentData | None, str | None]:
     snap = store.snapshot()
     if not snap.ok:
         return None, f"Store unavailable. {snap.error}"
-    return snap.memo(("alignment-data",), lambda: av.AlignmentData.load(store.reader())), None
+    return snap.memo(("alignment-data",), lambda: alignment_view.AlignmentData.load(store.reader())), None
 
 
 def _frame(store: StoreCache, key: tuple, read) -> pd.DataFrame:
     return store.snapshot().memo(key, read)
 
 
-def resolve(data: av.AlignmentData, values: dict) -> dict:
+def resolve(data: alignment_view.AlignmentData, values: dict) -> dict:
     """Valid values for this store version: unknown or stale choices fall back to defaults."""
     datasets = data.datasets()
     dataset = values.get("dataset") if values.get("dataset") in datasets else (datasets or [None])[0]
     methods = data.methods(dataset)
     method = values.get("method") if values.get("method") in methods else (methods or [None])[0]
-    lines = av.lineages(data.projected, dataset, method) if dataset and method else []
+    lines = alignment_view.lineages(data.projected, dataset, method) if dataset and method else []
     keys = [x.key for x in lines]
     out = dict(dataset=dataset, method=method, lineages=lines, datasets=datasets, methods=methods)
     for side, fallback in (("a", 0), ("b", 1)):
@@ -65,7 +65,7 @@ def resolve(data: av.AlignmentData, values: dict) -> dict:
 def views(store: StoreCache, v: dict) -> tuple[str, pd.DataFrame, object, str]:
     """(maps HTML, metrics table, metric lines, caption) for resolved values."""
     if not v["dataset"] or not v["method"]:
-        return av.message_html(NO_MAPS), av.empty_metrics_table(), message_figure("No alignment metrics yet."), ""
+        return alignment_view.message_html(NO_MAPS), alignment_view.empty_metrics_table(), message_figure("No alignment metrics yet."), ""
     reader = store.reader()
     chosen = [(side, v[f"stage_{side}"]) for side in ("a", "b") if v[f"stage_{side}"]]
     if len(chosen) == 2 and chosen[0][1] == chosen[1][1]:
@@ -78,21 +78,21 @@ def views(store: StoreCache, v: dict) -> tuple[str, pd.DataFrame, object, str]:
         stage = dict((rid, label) for label, rid in v[f"stages_{side}"]).get(run_id, "")
         panels.append((f"{label_of.get(v[f'model_{side}'], '')} · {stage}", points))
     pairs = _frame(store, ("pairs", v["dataset"]), lambda: reader.pairs(v["dataset"]))
-    sample = av.sample_pairs(pairs, [p for _, p in panels], v["pairs"])
+    sample = alignment_view.sample_pairs(pairs, [p for _, p in panels], v["pairs"])
     shown_runs = pd.concat([x.runs.assign(label_model=x.label) for x in v["lineages"]
                             if x.key in (v["model_a"], v["model_b"])], ignore_index=True)
     data, _ = _data(store)
-    table = av.metrics_table(data.alignment, v["dataset"], shown_runs)
+    table = alignment_view.metrics_table(data.alignment, v["dataset"], shown_runs)
     caption = (f"{len(sample)} of {len(pairs)} pairs of **{v['dataset']}**, {v['method'].upper()}; the same pairs "
                "on both maps. Hover a marker for its thumbnail and text.")
-    return av.maps_html(panels, sample), table, av.metric_lines(data.alignment, v["dataset"], shown_runs), caption
+    return alignment_view.maps_html(panels, sample), table, alignment_view.metric_lines(data.alignment, v["dataset"], shown_runs), caption
 
 
 def render(store: StoreCache, values: dict) -> tuple:
     """Every control (choices and value) and every view, in KEYS order then views."""
     data, error = _data(store)
     if data is None:
-        return (*[gr.skip()] * len(KEYS), av.message_html(error or ""), pd.DataFrame(), message_figure("No store."),
+        return (*[gr.skip()] * len(KEYS), alignment_view.message_html(error or ""), pd.DataFrame(), message_figure("No store."),
                 "")
     v = resolve(data, values)
     models = [(x.label, x.key) for x in v["lineages"]]
@@ -117,8 +117,8 @@ def build(ctx: Context) -> None:
         model_b = gr.Dropdown([], label="Model B", elem_id="al-model-b", allow_custom_value=True)
         stage_b = gr.Dropdown([], label="Stage B (training samples)", elem_id="al-stage-b", allow_custom_value=True)
     caption = gr.Markdown(elem_id="al-caption")
-    maps = gr.HTML(av.message_html("Loading…"), elem_id="al-maps")
-    table = gr.Dataframe(av.empty_metrics_table(), label="Alignment metrics (both models, every stored stage)",
+    maps = gr.HTML(alignment_view.message_html("Loading…"), elem_id="al-maps")
+    table = gr.Dataframe(alignment_view.empty_metrics_table(), label="Alignment metrics (both models, every stored stage)",
                          interactive=False, elem_id="al-metrics")
     lines = gr.Plot(label="Metrics across training stages")
 

@@ -19,8 +19,9 @@ from app import figures, tables
 from app.store import Snapshot
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from storage.vocabulary import META_TASKS, SOURCES, STAGES
 
-TASKS = ["all", *tables.META_TASK_ORDER]
+TASKS = ["all", *META_TASKS]
 SPLITS = list(tables.SPLITS)
 DEFAULTS = {"sources": ["paper"], "variants": ["default"], "stages": ["final"]}
 # The tab's state, in the order of its controls; each is also its URL parameter.
@@ -85,11 +86,11 @@ def series_choices(snap: Snapshot) -> list[tuple[str, str]]:
 
 
 def values_from_url(snap: Snapshot, p: Params) -> dict:
-    return {"sources": p.many("sources", tables.SOURCE_ORDER, DEFAULTS["sources"]),
+    return {"sources": p.many("sources", SOURCES, DEFAULTS["sources"]),
             "task": p.choice("task", TASKS, "all"), "split": p.choice("split", SPLITS, "all"),
             "models": p.many("models", snap.choices("model"), []),
             "variants": p.many("variants", snap.choices("variant"), DEFAULTS["variants"]),
-            "stages": p.many("stages", tables.STAGE_ORDER, DEFAULTS["stages"]),
+            "stages": p.many("stages", STAGES, DEFAULTS["stages"]),
             "metric": p.text("metric", tables.DEFAULT_METRIC), "a": p.text("a"), "b": p.text("b")}
 
 
@@ -114,7 +115,7 @@ def build(ctx: Context) -> None:
     snap = ctx.store.snapshot()  # initial choices; every page load re-reads them
     pair = default_pair(snap) if snap.ok else ("", "")
     with gr.Row():
-        sources = gr.CheckboxGroup(list(tables.SOURCE_ORDER), value=DEFAULTS["sources"], label="Sources (none = all)",
+        sources = gr.CheckboxGroup(list(SOURCES), value=DEFAULTS["sources"], label="Sources (none = all)",
                                    elem_id="ds-sources")
         task = gr.Radio(TASKS, value="all", label="Meta-task", elem_id="ds-task")
         split = gr.Radio(SPLITS, value="all", label="Datasets", elem_id="ds-split")
@@ -124,7 +125,7 @@ def build(ctx: Context) -> None:
         variants = gr.Dropdown(sorted(set(snap.choices("variant")) | set(DEFAULTS["variants"])),
                                value=DEFAULTS["variants"], multiselect=True, label="Variants (none = all)",
                                allow_custom_value=True)
-        stages = gr.CheckboxGroup(list(tables.STAGE_ORDER), value=DEFAULTS["stages"], label="Stage (none = all)")
+        stages = gr.CheckboxGroup(list(STAGES), value=DEFAULTS["stages"], label="Stage (none = all)")
         metric = gr.Dropdown(snap.metrics(), value=tables.DEFAULT_METRIC, label="Metric", allow_custom_value=True)
     caption = gr.Markdown(elem_id="ds-caption")
     table = gr.Dataframe(label="Per-dataset scores", interactive=False, elem_id="per-dataset-table")

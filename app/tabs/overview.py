@@ -13,6 +13,7 @@ from app import figures, tables
 from app.store import Snapshot
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from storage.vocabulary import SOURCES
 
 SOURCE_CHOICES = [("paper's numbers", "paper"), ("pipeline runs", "pipeline"), ("demo runs", "demo"),
                   ("compare sources side by side", "compare")]
@@ -32,7 +33,7 @@ def _build(snap: Snapshot, source: str) -> tuple:
     averages = snap.averages
     if source != "compare":
         averages = averages[averages["source"] == source]
-    present = [s for s in tables.SOURCE_ORDER if s in set(averages["source"])]
+    present = [s for s in SOURCES if s in set(averages["source"])]
     if not present:
         empty = figures.message_figure(f"No {source} runs in the store yet.")
         return f"No **{source}** runs in the store yet.", empty, empty, empty, tables.no_rows()

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import search_view as sv
+from app import search_view
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
-from pipeline.data.catalog import META_TASKS
 from pipeline.search import QueryError, SearchEngine
 from pipeline.search.engine import MAX_K
 from pipeline.search.query import Query
 from storage import StoreError
+from storage.vocabulary import META_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def run_search(store: StoreCache, image: str | None, text: str | None, instructi
     except Exception as exc:  # noqa: BLE001 - one failed query must not take the tab down
         log.exception("live search failed")
         return f"⚠️ The search failed: {type(exc).__name__}: {exc}", *empty, {"error": str(exc)}, None
-    return (sv.status_line(result), sv.results_html(result), sv.maps_html(engine, result), result.to_dict(),
+    return (search_view.status_line(result), search_view.results_html(result), search_view.maps_html(engine, result), result.to_dict(),
             query.image)
 
 

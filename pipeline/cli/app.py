@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     if not path.exists():
         # The CLI may write; the app never does. A first run gets the paper's numbers to look at.
         from storage import StoreWriter
-        from storage.paper import import_paper
+        from storage.paper_import import import_paper
 
         with StoreWriter(path) as writer:
             n = import_paper(writer)

@@ -16,7 +16,7 @@ def _add(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from storage import StoreWriter
-    from storage.paper import import_paper
+    from storage.paper_import import import_paper
 
     path = store_path(args)
     with StoreWriter(path, fresh=args.fresh) as writer:

@@ -7,7 +7,7 @@ import json
 
 from pipeline.cli import Command
 from pipeline.cli._common import add_store_argument, store_path
-from pipeline.data.catalog import META_TASKS
+from storage.vocabulary import META_TASKS
 
 
 def _add(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,14 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 IMAGE_PLACEHOLDER = "<|image_1|>"
+
+# Target-side instructions MMEB writes before image candidates (e.g. "<|image_1|>\nRepresent the given image.").
+REPRESENT_IMAGE = "Represent the given image."
+REPRESENT_WIKI = "Represent the given Wikipedia image with related text information:"
+REPRESENT_NEWS = "Represent the given image with related text information:"
+REPRESENT_CROP = "Represent the given cropped image of the object"
+# Instructions other than a dataset's own first one that MMEB text is known to start with.
+KNOWN_TARGET_INSTRUCTIONS: tuple[str, ...] = (REPRESENT_IMAGE, REPRESENT_WIKI, REPRESENT_NEWS, REPRESENT_CROP)
 _PLACEHOLDER = re.compile(r"<\|image_\d+\|>")
 _TRAILING = " \t\n.:"
 

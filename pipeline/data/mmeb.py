@@ -26,17 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.data.catalog import (
-    KNOWN_TARGET_INSTRUCTIONS,
-    MANIFEST,
-    MMEB_DATASETS,
-    TRAIN_CAP,
-    DatasetInfo,
-    mmeb_info,
-)
+from pipeline.data.dataset_info import MANIFEST, DatasetInfo
 from pipeline.data.images import ImageError
 from pipeline.data.imagestore import ImageStore
-from pipeline.data.instructions import split_instruction, strip_placeholder
+from pipeline.data.instructions import KNOWN_TARGET_INSTRUCTIONS, split_instruction, strip_placeholder
+from pipeline.data.mmeb_catalog import MMEB_DATASETS, TRAIN_CAP, mmeb_info
 from pipeline.data.records import EvalRow, ItemRef, TrainPair
 from pipeline.data.report import ReadReport, image_problem
 
@@ -45,8 +39,6 @@ log = logging.getLogger(__name__)
 Kind = Literal["train", "eval"]
 ImageCheck = Literal["none", "exists", "decode"]
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
-TRAIN_FIELDS = ("qry", "qry_image_path", "pos_text", "pos_image_path")
-EVAL_FIELDS = ("qry_text", "qry_img_path", "tgt_text", "tgt_img_path")
 _KIND_DIRS = {"train": ("train", "original"), "eval": ("eval", "test")}
 
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from pipeline.data.example import Example
 from pipeline.data.imagestore import ImageStore
-
-if TYPE_CHECKING:  # importing the models pulls in torch; readers that never materialise skip it
-    from pipeline.models.base import Example
+from storage.vocabulary import modality_of
 
 
 def item_id(instruction: str, text: str | None, image_key: str | None) -> str:
@@ -40,14 +38,10 @@ class ItemRef:
 
     @property
     def modality(self) -> str:
-        if self.image is not None and self.text:
-            return "image+text"
-        return "image" if self.image is not None else "text"
+        return modality_of(self.image is not None, bool(self.text))
 
     def example(self) -> Example:
         """The `Example` with its image decoded; raises ImageError for a bad image file."""
-        from pipeline.models.base import Example
-
         image = None
         if self.image is not None:
             if self.store is None:

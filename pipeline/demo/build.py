@@ -33,14 +33,14 @@ import pandas as pd
 import torch
 
 from pipeline.data.mmeb import MMEBReader
-from pipeline.demo.pretrain import PretrainConfig, pretrain, seed_token_embeddings, train_image_tokenizer
+from pipeline.demo.pretrain import PretrainConfig, pretrain, seed_token_embeddings
 from pipeline.experiment import DataEntry, Experiment, ModelEntry
 from pipeline.models.base import Example
 from pipeline.models.registry import build
 from pipeline.runner import ExperimentRunner, resolve_data_root
 from pipeline.train.config import TrainConfig
 from storage import StoreReader, StoreWriter
-from storage.paper import import_paper
+from storage.paper_import import import_paper
 from storage.paths import vlmembed_home
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,9 @@ def pretrain_miniature(model: DemoModel, config: DemoConfig, captions: Sequence[
     seed_token_embeddings(encoder)
     tokenizer_losses: list[float] = []
     if (image_tokenizer := encoder.image_tokenizer()) is not None:
-        vq_model, image_size = image_tokenizer
-        tokenizer_losses = train_image_tokenizer(vq_model, [c.image for c in captions], image_size,
-                                                 config.pretrain, progress)
+        p = config.pretrain
+        tokenizer_losses = image_tokenizer.fit([c.image for c in captions], steps=p.tokenizer_steps,
+                                               batch_size=p.batch_size, seed=p.seed, progress=progress)
     losses = pretrain(encoder, captions, config.pretrain, progress)
     tmp = out.with_name(out.name + ".partial")
     encoder.save_original(tmp)
@@ -327,30 +327,15 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
     return report
 
 
-_FINAL_VS_CHANCE = """
-SELECT r.model, s.meta_task, round(avg(s.value), 1) AS p_at_1,
-       round(100 * avg(1.0 / c.n_candidates), 1) AS chance
-FROM v_scores s JOIN runs r USING (run_id)
-JOIN (SELECT dataset, avg(len(candidates)) AS n_candidates FROM dataset_rows GROUP BY dataset) c USING (dataset)
-WHERE s.source = 'demo' AND r.stage = 'final' AND s.metric = 'precision@1' AND s.meta_task = r.train_task
-GROUP BY ALL ORDER BY s.meta_task, r.model
-"""
-
-
-_FINAL_ALIGNMENT = """
-SELECT r.model, m.paradigm, a.metric, round(avg(a.value), 3) AS value
-FROM alignment a JOIN runs r USING (run_id) JOIN models m ON m.model = r.model AND m.variant = r.variant
-WHERE r.source = 'demo' AND r.stage = 'final'
-  AND a.metric IN ('paired_cosine_distance', 'modality_gap', 'q2t_recall@1', 't2q_recall@1')
-GROUP BY ALL ORDER BY a.metric, m.paradigm, r.model
-"""
+_ALIGNMENT_METRICS = ("paired_cosine_distance", "modality_gap", "q2t_recall@1", "t2q_recall@1")
 
 
 def final_alignment(reader: StoreReader) -> pd.DataFrame:
     """Each demo model's image-text alignment after fine-tuning, averaged over its final runs' maps."""
-    return reader.frame(_FINAL_ALIGNMENT).pivot(index=["model", "paradigm"], columns="metric", values="value").reset_index()
+    table = reader.final_alignment(_ALIGNMENT_METRICS, source="demo")
+    return table.pivot(index=["model", "paradigm"], columns="metric", values="value").reset_index()
 
 
 def final_vs_chance(reader: StoreReader) -> pd.DataFrame:
     """Each demo model's final Precision@1 per meta-task beside chance (mean 1 / #candidates)."""
-    return reader.frame(_FINAL_VS_CHANCE)
+    return reader.final_vs_chance(source="demo")

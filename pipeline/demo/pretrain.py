@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from pipeline.demo.objectives import paradigm_loss
 from pipeline.models.base import Example, VLMEncoder
@@ -66,42 +65,6 @@ def _lr_at(step: int, config: PretrainConfig) -> float:
         return config.learning_rate * (step + 1) / config.warmup
     progress = (step - config.warmup) / max(1, config.steps - config.warmup)
     return config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def train_image_tokenizer(vq_model: torch.nn.Module, images: Sequence[Image.Image], image_size: int,
-                          config: PretrainConfig, progress: bool = True) -> list[float]:
-    """Fit a MAGVIT-v2 tokenizer as an autoencoder: reconstruction + commitment + bit balance."""
-    from tqdm.auto import tqdm
-
-    from pipeline.models.magvit2 import preprocess_image
-
-    pixels = torch.stack([preprocess_image(im, image_size) for im in images])  # (N, 3, S, S)
-    vq_model.train()
-    params = [p for p in vq_model.parameters() if p.is_floating_point()]
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=1e-3)
-    rng = np.random.default_rng(config.seed)
-    losses = []
-    for _ in tqdm(range(config.tokenizer_steps), desc="image tokenizer", disable=not progress):
-        x = pixels[rng.choice(len(pixels), size=min(config.batch_size, len(pixels)), replace=False)]
-        z = vq_model.encode_latents(x)  # (B, bits, h, w)
-        quantised = z + (torch.sign(z) - z).detach()  # straight through, as the published LFQ
-        recon = vq_model.decoder(quantised)
-        # How often each bit is set at each position across the batch. Balanced per position,
-        # not only overall: a fixed spatial pattern of bits is balanced overall yet gives every
-        # image the same codes (what an overall balance let the tokenizer collapse to).
-        bit_on = torch.sigmoid(4 * z).mean(dim=0)  # (bits, h, w)
-        balance = ((bit_on - 0.5) ** 2).mean()
-        loss = F.mse_loss(recon, x) + 0.25 * ((z - torch.sign(z).detach()) ** 2).mean() + balance
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    for p in vq_model.parameters():
-        p.requires_grad_(False)
-    vq_model.eval()
-    return losses
 
 
 def pretrain(encoder: VLMEncoder, captions: Sequence[Example], config: PretrainConfig,

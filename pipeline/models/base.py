@@ -13,19 +13,20 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from pipeline.data.example import EmptyExampleError, Example
 from pipeline.data.images import ImageError, prepare_image
 from pipeline.models.pooling import Pooling, pool
+from storage.vocabulary import Paradigm
 
 log = logging.getLogger(__name__)
 
-Paradigm = Literal["autoregressive", "diffusion"]
 Attention = Literal["causal", "bidirectional", "block"]
 Overflow = Literal["truncate", "error"]
 Size = Literal["real", "tiny"]
@@ -37,41 +38,22 @@ Batch = dict[str, Any]
 KIND_PAD, KIND_TEMPLATE, KIND_INSTRUCTION, KIND_TEXT, KIND_IMAGE, KIND_SPECIAL = range(6)
 
 
-class EmptyExampleError(ValueError):
-    """An example with neither text nor image cannot be embedded."""
-
-
 class InputTooLongError(ValueError):
     """Text over the model's limit while truncation is switched off."""
-
-
-@dataclass(frozen=True)
-class Example:
-    """One thing to embed: an instruction plus optional text plus an optional image."""
-
-    instruction: str = ""
-    text: str | None = None
-    image: Image.Image | None = None
-
-    def __post_init__(self) -> None:
-        if not (self.text and self.text.strip()) and self.image is None:
-            raise EmptyExampleError(
-                "an example needs text, an image or both; got neither "
-                f"(instruction={self.instruction!r}). Drop the row or give it content."
-            )
-
-    @property
-    def modality(self) -> str:
-        has_text = bool(self.text and self.text.strip())
-        if self.image is not None and has_text:
-            return "image+text"
-        return "image" if self.image is not None else "text"
 
 
 def _check_choice(value: str, allowed: Any, what: str) -> None:
     choices = get_args(allowed)
     if value not in choices:
         raise ValueError(f"{what} must be one of {choices}, got {value!r}")
+
+
+class TrainableImageTokenizer(Protocol):
+    """A frozen image tokenizer that can train itself from images (the demo's miniatures)."""
+
+    def fit(self, images: Sequence[Image.Image], steps: int, batch_size: int, seed: int,
+            progress: bool = True) -> list[float]:
+        """Train on `images` for `steps`, freeze again, and return the losses."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +77,7 @@ class FamilySpec:
     max_length: int  # token limit of the language model as we run it
     prompt_template: str = "{image}{instruction} {text}"
     paper_name: str | None = None  # the name in the paper's tables, when the paper has it
+    params_exclude: tuple[str, ...] = ()  # module prefixes that published_params does not count
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -253,9 +236,9 @@ class VLMEncoder(nn.Module, ABC):
     # predict (MMaDA's MAGVIT-v2 codes) rather than placeholders replaced by features.
     image_tokens_are_codes: ClassVar[bool] = False
 
-    def image_tokenizer(self) -> tuple[nn.Module, int] | None:
-        """(the discrete image tokenizer, its input image size) for families that have one.
-        The demo fits it as an autoencoder before pretraining; it stays frozen afterwards."""
+    def image_tokenizer(self) -> TrainableImageTokenizer | None:
+        """The discrete image tokenizer of families that have one (MMaDA's MAGVIT-v2). The demo
+        fits it from scratch before pretraining; it stays frozen afterwards."""
         return None
 
     @abstractmethod

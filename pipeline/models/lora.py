@@ -8,6 +8,10 @@ from torch import nn
 
 from pipeline.models.base import VLMEncoder
 
+# The linear layers of a Llama-style decoder block (attention q/k/v/o, SwiGLU gate/up/down): the
+# LoRA targets of every language model here (Mistral, Qwen2/2.5, Dream, LLaDA as Llama).
+LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
 
 @dataclass(frozen=True)
 class LoraSettings:
@@ -40,13 +44,6 @@ def apply_lora(encoder: VLMEncoder, settings: LoraSettings) -> VLMEncoder:
                         target_modules=targets, bias="none")
     inject_adapter_in_model(config, encoder)
     return encoder
-
-
-def trainable_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
 
 
 def lora_state_dict(model: nn.Module) -> dict:

@@ -12,6 +12,7 @@ import pkgutil
 
 import torch
 
+from pipeline.models import families
 from pipeline.models.base import EncoderOptions, FamilySpec, Size, VLMEncoder
 
 _FAMILIES: dict[str, type[VLMEncoder]] = {}
@@ -39,8 +40,6 @@ def _discover() -> None:
     global _DISCOVERED
     if _DISCOVERED:
         return
-    from pipeline.models import families
-
     for info in pkgutil.iter_modules(families.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{families.__name__}.{info.name}")

@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.projection import METHODS, place
-from pipeline.data.catalog import META_TASKS
 from pipeline.search.encoders import EncoderPool, EncoderSource, EncoderUnavailable
 from pipeline.search.index import BoundedCache, CandidateIndex
 from pipeline.search.query import Query, QueryError
 from storage import StoreReader
+from storage.vocabulary import META_TASKS
 
 log = logging.getLogger(__name__)
 

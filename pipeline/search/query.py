@@ -15,7 +15,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from pipeline.data.example import Example
 from pipeline.data.images import ImageError, open_image, thumbnail_png
+from storage.vocabulary import modality_of
 
 
 class QueryError(ValueError):
@@ -59,14 +61,10 @@ class Query:
 
     @property
     def modality(self) -> str:
-        if self.image is not None and self.text:
-            return "image+text"
-        return "image" if self.image is not None else "text"
+        return modality_of(self.image is not None, bool(self.text))
 
-    def example(self):
-        """The encoder's input (imports the models lazily: building a query needs no torch)."""
-        from pipeline.models.base import Example
-
+    def example(self) -> Example:
+        """The encoder's input."""
         return Example(instruction=self.instruction, text=self.text, image=self.image)
 
     def content_key(self) -> tuple[str, str | None, str | None]:

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from storage import DatasetRecord, ModelRecord, RunRecord, ScoreRecord, StoreWriter
-from storage.paper import import_paper, paper_scores
+from storage.paper import paper_scores
+from storage.paper_import import import_paper
 
 DEMO_MODELS = [
     ModelRecord("llava_next-tiny", "LLaVA-NeXT tiny", "autoregressive", "tiny", family="llava_next"),

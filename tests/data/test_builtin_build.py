@@ -15,7 +15,7 @@ from pipeline.data.builtin import BuildConfig, build_benchmark
 from pipeline.data.builtin import sources as src
 from pipeline.data.builtin.build import SizePlan
 from pipeline.data.builtin.specs import BUILTIN_SPECS
-from pipeline.data.catalog import MANIFEST
+from pipeline.data.dataset_info import MANIFEST
 from pipeline.data.mmeb import MMEBReader
 
 TINY = SizePlan(n_train=24, n_eval=12, n_captions=30)

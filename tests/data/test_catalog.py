@@ -2,15 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.catalog import (
-    MMEB_DATASETS,
-    PAPER32,
-    TRAIN_CAP,
-    DatasetInfo,
-    UnknownDatasetError,
-    mmeb_info,
-    select,
-)
+from pipeline.data.catalog import select
+from pipeline.data.dataset_info import DatasetInfo
+from pipeline.data.mmeb_catalog import MMEB_DATASETS, PAPER32, TRAIN_CAP, UnknownDatasetError, mmeb_info
 
 TABLE5 = Path(__file__).parent / "fixtures" / "paper_table5.tsv"
 TASKS = {"Classification": "classification", "VQA": "vqa", "Retrieval": "retrieval"}

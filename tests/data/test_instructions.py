@@ -1,5 +1,4 @@
-from pipeline.data.catalog import REPRESENT_IMAGE
-from pipeline.data.instructions import join_instruction, split_instruction, strip_placeholder
+from pipeline.data.instructions import REPRESENT_IMAGE, join_instruction, split_instruction, strip_placeholder
 
 
 def test_placeholder_is_stripped_and_reported():

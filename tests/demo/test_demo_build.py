@@ -45,7 +45,7 @@ def home(bench_home, monkeypatch):
 def _scores(path):
     reader = StoreReader(path)
     try:
-        return reader.frame("SELECT run_id, dataset, metric, value FROM v_scores WHERE source = 'demo' "
+        return reader._frame("SELECT run_id, dataset, metric, value FROM v_scores WHERE source = 'demo' "
                             "ORDER BY ALL")
     finally:
         reader.close()
@@ -122,7 +122,7 @@ def test_a_failing_family_loses_only_its_own_runs(home, tmp_path, monkeypatch):
 def test_a_reader_mid_query_survives_every_swap(home, tmp_path):
     path = tmp_path / "store.duckdb"
     from storage import StoreWriter
-    from storage.paper import import_paper
+    from storage.paper_import import import_paper
 
     with StoreWriter(path) as writer:
         import_paper(writer)
@@ -132,7 +132,7 @@ def test_a_reader_mid_query_survives_every_swap(home, tmp_path):
     def keep_querying():
         while not done.is_set():
             try:  # a deliberately heavy join so that swaps land while it runs
-                counts.append(reader.frame(
+                counts.append(reader._frame(
                     "SELECT count(DISTINCT s.run_id) AS n FROM v_scores s, range(20000) t "
                     "WHERE s.value >= 0 AND t.range % 1000 = 0")["n"].iloc[0])
             except Exception as exc:  # noqa: BLE001 - reported by the assertion below
@@ -170,14 +170,14 @@ def test_small_demo_builds_every_family_and_meta_task(bench_home, monkeypatch, t
     path = tmp_path / "store.duckdb"
     assert main(["demo", "--small", "--no-progress", "--store", str(path)]) == 0
     reader = StoreReader(path)
-    finals = reader.frame("SELECT model, train_task FROM runs WHERE source = 'demo' AND stage = 'final'")
+    finals = reader._frame("SELECT model, train_task FROM runs WHERE source = 'demo' AND stage = 'final'")
     assert len(finals) == 12
     assert set(finals["model"]) == {m.name for m in SEED_FAMILIES}
     assert set(finals["train_task"]) == {"classification", "vqa", "retrieval"}
-    stages = reader.frame("SELECT DISTINCT stage FROM runs WHERE source = 'demo'")["stage"]
+    stages = reader._frame("SELECT DISTINCT stage FROM runs WHERE source = 'demo'")["stage"]
     assert set(stages) == {"zero-shot", "checkpoint", "final"}
-    assert reader.frame("SELECT count(*) AS n FROM projections")["n"].iloc[0] > 0
-    assert reader.frame("SELECT count(*) AS n FROM alignment")["n"].iloc[0] > 0
+    assert reader._frame("SELECT count(*) AS n FROM projections")["n"].iloc[0] > 0
+    assert reader._frame("SELECT count(*) AS n FROM alignment")["n"].iloc[0] > 0
     scores = final_vs_chance(reader)
     reader.close()
     assert len(scores) == 12 and scores["p_at_1"].notna().all()

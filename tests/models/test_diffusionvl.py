@@ -10,7 +10,6 @@ import json
 
 import pytest
 import torch
-from family_checks import check_save_original_round_trip, sample_examples, sample_images
 
 from pipeline.models.base import KIND_IMAGE, EncoderOptions, Example
 from pipeline.models.families import _qwen_vl as qwen
@@ -20,6 +19,7 @@ from pipeline.models.families.diffusionvl import (
     qwen_config,
 )
 from pipeline.models.registry import get_family
+from tests.models.family_checks import check_save_original_round_trip, sample_examples, sample_images
 
 # DiffusionVL adds no weights to Qwen2.5-VL-7B-Instruct (hustvl/DiffusionVL
 # scripts/diffusionvl_prepare/convert_qwen2.5vl_to_diffusionvl.py), so its count is that model's.

@@ -22,7 +22,7 @@ def published_files() -> tuple[dict, dict]:
 
 class TestDreamVL(DreamVLMCases):
     family = DreamVLEncoder
-    key_list = "dream_vl_7b.txt"
+    key_list = "dream_vl.txt"
 
     def reload_config(self, published):
         return DreamVLConfig.from_published(published, DreamVLConfig.real().to_preprocessor())

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pipeline.models.base import Example
+from pipeline.models.families._vision_parts import anyres_token_count, tile_image
 from pipeline.models.families.lavida import GRID_UNITS, LaViDaConfig, LaViDaEncoder
-from pipeline.models.vision_parts import anyres_token_count, tile_image
 from tests.models.dream_vlm_cases import DreamVLMCases, noise_image
 
 REAL_PINPOINTS = [(384, 768), (768, 384), (768, 768), (1152, 384), (384, 1152)]  # llada-hd-dream-s2.sh
@@ -15,7 +15,7 @@ REAL_PINPOINTS = [(384, 768), (768, 384), (768, 768), (1152, 384), (384, 1152)] 
 
 class TestLaViDa(DreamVLMCases):
     family = LaViDaEncoder
-    key_list = "lavida_dream.txt"
+    key_list = "lavida.txt"
 
     def reload_config(self, published):
         return LaViDaConfig.from_published(published)

@@ -10,15 +10,15 @@ import json
 
 import pytest
 import torch
-from family_checks import sample_examples, sample_images
 
 from pipeline.models.base import KIND_IMAGE, KIND_SPECIAL, Example
 from pipeline.models.checkpoint import read_state_dict
 from pipeline.models.families.llava_next import LlavaNextEncoder
 from pipeline.models.registry import get_family
+from tests.models.family_checks import sample_examples, sample_images
 
 # llava-hf/llava-v1.6-mistral-7b-hf config.json as transformers 5.23 LlavaNextForConditionalGeneration
-# on the meta device (/work/shared/reference/models.md); tests/data/keys/llava_next.json's shapes sum to it too.
+# on the meta device; tests/data/keys/llava_next.json's shapes sum to it too.
 PUBLISHED_PARAMS = 7_566_747_648
 
 

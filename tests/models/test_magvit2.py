@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from pipeline.models.checkpoint import read_state_dict
-from pipeline.models.magvit2 import (
+from pipeline.models.families.mmada.magvit2 import (
     MagvitConfig,
     MAGVITv2,
     check_quantizer_buffers,
@@ -19,7 +19,7 @@ from pipeline.models.magvit2 import (
     save_magvit,
 )
 
-KEYS = json.loads((Path(__file__).parents[1] / "data" / "keys" / "magvitv2.json").read_text())["keys"]
+KEYS = json.loads((Path(__file__).parents[1] / "data" / "keys" / "mmada_magvitv2.json").read_text())["keys"]
 BUFFERS = ("quantize.embedding", "quantize.power_vals")
 
 
@@ -114,7 +114,7 @@ def test_cached_codes_skip_the_encoder_for_seen_images_until_the_weights_change(
     assert passes == [2, 2]
 
     model.encoder.requires_grad_(False)
-    monkeypatch.setattr("pipeline.models.magvit2.CODE_CACHE_LIMIT", 16 * 2)  # room for two images
+    monkeypatch.setattr("pipeline.models.families.mmada.magvit2.CODE_CACHE_LIMIT", 16 * 2)  # room for two images
     c = torch.rand(3, 64, 64) * 2 - 1
     model.cached_codes(torch.stack([a, b]))
     model.cached_codes(c[None])  # evicts a, the least recently used

@@ -23,14 +23,14 @@ from pipeline.models.base import (
     InputTooLongError,
 )
 from pipeline.models.checkpoint import CheckpointMismatchError
-from pipeline.models.families.mmada import MMaDAEncoder, _CodeEmbeddingGradient
+from pipeline.models.families.mmada.checkpoint import LLADA_KEY_MAP, VQ_ENV, MMaDAConfig, resolve_vq_dir
+from pipeline.models.families.mmada.model import MMaDAEncoder, _CodeEmbeddingGradient
 from pipeline.models.lora import LoraSettings, apply_lora
-from pipeline.models.mmada_checkpoint import LLADA_KEY_MAP, VQ_ENV, MMaDAConfig, resolve_vq_dir
 from pipeline.models.registry import get_family
 
 KEYS = Path(__file__).parents[1] / "data" / "keys"
-LM_KEYS = json.loads((KEYS / "mmada_8b_lm.json").read_text())["keys"]
-VQ_KEYS = json.loads((KEYS / "magvitv2.json").read_text())["keys"]
+LM_KEYS = json.loads((KEYS / "mmada.json").read_text())["keys"]
+VQ_KEYS = json.loads((KEYS / "mmada_magvitv2.json").read_text())["keys"]
 
 
 def picture(seed: int, size: tuple[int, int] = (80, 64)) -> Image.Image:
@@ -154,7 +154,7 @@ def test_collate_lays_out_mmu_soi_codes_eoi_then_chat_text(tiny):
 
 
 def test_collate_codes_are_the_tokenizer_codes_of_the_preprocessed_image(tiny):
-    from pipeline.models.magvit2 import preprocess_image
+    from pipeline.models.families.mmada.magvit2 import preprocess_image
 
     pixels = preprocess_image(EXAMPLES[0].image, 64, "crop")[None]
     with torch.no_grad():

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from family_checks import sample_images
 
 from pipeline.models.base import KIND_IMAGE, Example, ImageError
 from pipeline.models.checkpoint import read_state_dict
 from pipeline.models.families import _qwen_vl as qwen
 from pipeline.models.families.qwen2_5_vl import Qwen25VLEncoder
 from pipeline.models.registry import get_family
+from tests.models.family_checks import sample_images
 
 # Qwen/Qwen2.5-VL-7B-Instruct config.json as transformers 5.23 Qwen2_5_VLForConditionalGeneration on the
-# meta device (/work/shared/reference/models.md); tests/data/keys/qwen2_5_vl.json's shapes sum to it too.
+# meta device; tests/data/keys/qwen2_5_vl.json's shapes sum to it too.
 PUBLISHED_PARAMS = 8_292_166_656
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pipeline.models.vision_parts import (
+from pipeline.models.families._vision_parts import (
     MLPProjector,
     pool_views,
     pooled_side,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.catalog import MMEB_DATASETS, select
+from pipeline.data.catalog import select
+from pipeline.data.mmeb_catalog import MMEB_DATASETS
 from pipeline.experiment import Experiment, ModelEntry
 from pipeline.models.registry import get_family
 
@@ -137,7 +138,7 @@ def test_table4_ablation_and_main_mmada_keep_their_own_model_records(paper, tmp_
     """Whichever MMaDA entry the runner writes last, each variant's record keeps its own flag."""
     from pipeline.results import model_record
     from storage import StoreReader, StoreWriter
-    from storage.paper import import_paper
+    from storage.paper_import import import_paper
     from storage.records import VISION_FROZEN, VISION_TRAINED
 
     path = tmp_path / "store.duckdb"
@@ -150,6 +151,6 @@ def test_table4_ablation_and_main_mmada_keep_their_own_model_records(paper, tmp_
     mmada = models[models["model"] == "MMaDA"].set_index("variant")
     assert mmada["vision_update"].to_dict() == {"default": VISION_FROZEN, "vision-unfrozen": VISION_TRAINED}
     assert len(models) == 5  # four models, one of them with an ablation variant
-    paper_table4 = reader.frame("SELECT count(*) AS n FROM v_scores WHERE variant = 'vision-unfrozen'")["n"][0]
+    paper_table4 = reader._frame("SELECT count(*) AS n FROM v_scores WHERE variant = 'vision-unfrozen'")["n"][0]
     assert paper_table4 == 10  # the paper's Table 4 run still joins its record
     reader.close()

@@ -47,7 +47,7 @@ def test_tiny_run_learns_and_lands_whole_runs(toy_root, tmp_path):
     # every metric, per-query ranks, the training log and the embeddings of every item landed
     assert set(reader.metrics()) == {"precision@1", "recall@5", "mrr", "ndcg@5"}
     final_id = landed[-1]
-    ranks = reader.frame("SELECT count(*) AS n FROM ranks WHERE run_id = ?", [final_id])["n"][0]
+    ranks = reader._frame("SELECT count(*) AS n FROM ranks WHERE run_id = ?", [final_id])["n"][0]
     assert ranks == 32  # 16 queries in each of the two datasets
     log = reader.train_log([final_id])
     assert len(log) == 24 and log["samples"].max() == 384

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline.data.builtin.context import eval_row, side, train_row
+from pipeline.data.builtin.context import eval_row, make_side, train_row
 from pipeline.data.builtin.writer import EVAL_SCHEMA, TRAIN_SCHEMA, write_rows
-from pipeline.data.catalog import DatasetInfo
+from pipeline.data.dataset_info import DatasetInfo
 
 COLOURS = {"red": (230, 25, 25), "green": (30, 200, 40), "blue": (30, 60, 230), "yellow": (240, 230, 30),
            "black": (10, 10, 10), "white": (250, 250, 250), "purple": (140, 30, 160), "orange": (250, 140, 20)}
@@ -38,15 +38,15 @@ def write_toy_benchmark(root: Path, n_train: int = 64, n_eval: int = 16, seed: i
         c = names[i % len(names)]
         neg = names[(i + 3) % len(names)]
         image = _square(root, f"train{i}", COLOURS[c], 20, rng)
-        train.append(train_row(side(INSTRUCTION, "", image), side("", c), side("", neg)))
+        train.append(train_row(make_side(INSTRUCTION, "", image), make_side("", c), make_side("", neg)))
     for i in range(n_eval):
         c = names[i % len(names)]
         cands = [c] + [n for n in names if n != c]
-        evals.append(eval_row(side(INSTRUCTION, "", _square(root, f"eval{i}", COLOURS[c], 20, rng)),
-                              [side("", n) for n in cands]))
+        evals.append(eval_row(make_side(INSTRUCTION, "", _square(root, f"eval{i}", COLOURS[c], 20, rng)),
+                              [make_side("", n) for n in cands]))
         dark = tuple(int(v * 0.7) for v in COLOURS[c])
-        ood.append(eval_row(side(INSTRUCTION, "", _square(root, f"ood{i}", dark, 10, rng)),
-                            [side("", n) for n in cands]))
+        ood.append(eval_row(make_side(INSTRUCTION, "", _square(root, f"ood{i}", dark, 10, rng)),
+                            [make_side("", n) for n in cands]))
     write_rows(train, root / "train" / "Colours.parquet", TRAIN_SCHEMA)
     write_rows(evals, root / "eval" / "Colours.parquet", EVAL_SCHEMA)
     write_rows(ood, root / "eval" / "ColoursOOD.parquet", EVAL_SCHEMA)

@@ -110,7 +110,7 @@ def test_version_1_store_migrates_to_a_record_per_variant_without_losing_rows(pa
     with StoreWriter(paper_store):  # what `vlmembed migrate` does
         pass
     reader = StoreReader(paper_store)
-    after = reader.summary() | {t: len(reader.frame(f"SELECT 1 FROM {t}"))
+    after = reader.summary() | {t: len(reader._frame(f"SELECT 1 FROM {t}"))
                                 for t in ("reported_averages", "dataset_rows", "ranks", "train_log")}
     assert {t: n for t, n in after.items() if t != "models"} == {t: before[t] for t in after if t != "models"}
     assert after["models"] == before["models"] + 1  # MMaDA's vision-unfrozen record
@@ -120,6 +120,6 @@ def test_version_1_store_migrates_to_a_record_per_variant_without_losing_rows(pa
     else:  # the paper's own records: Table 6 for the main runs, Table 4 for the ablation
         assert mmada["default"] == "Vision encoder frozen."
         assert "trainable during contrastive fine-tuning" in mmada["vision-unfrozen"]
-    assert len(reader.frame("SELECT * FROM v_scores")) == before["scores"]  # each score joins one record
-    assert set(reader.runs()["run_id"]) == set(reader.frame("SELECT run_id FROM runs")["run_id"])
+    assert len(reader._frame("SELECT * FROM v_scores")) == before["scores"]  # each score joins one record
+    assert set(reader.runs()["run_id"]) == set(reader._frame("SELECT run_id FROM runs")["run_id"])
     reader.close()

@@ -77,7 +77,7 @@ def test_section5_in_domain_ood_figures(model, split, printed):
 
 
 def test_store_reproduces_section5_from_per_dataset_numbers(paper_store):
-    df = StoreReader(paper_store).frame(
+    df = StoreReader(paper_store)._frame(
         "SELECT model, in_domain, round(avg(value), 1) AS v FROM v_scores "
         "WHERE source = 'paper' AND variant = 'default' AND meta_task = 'classification' GROUP BY ALL")
     got = {(r.model, bool(r.in_domain)): r.v for r in df.itertuples()}
@@ -87,7 +87,7 @@ def test_store_reproduces_section5_from_per_dataset_numbers(paper_store):
 
 def test_import_is_idempotent(paper_store):
     from storage import StoreWriter
-    from storage.paper import import_paper
+    from storage.paper_import import import_paper
 
     with StoreWriter(paper_store) as w:
         import_paper(w)
@@ -106,8 +106,8 @@ def test_table4_ablation_keeps_its_own_model_record(paper_store):
     assert "trainable during contrastive fine-tuning" in mmada.loc["vision-unfrozen", "vision_update"]
     assert (models["variant"] == "default").sum() == len(MODELS)
     # the views join on (model, variant): every stored score appears once, Table 4's under its variant
-    n_scores = reader.frame("SELECT count(*) AS n FROM scores")["n"][0]
-    scores = reader.frame("SELECT variant, count(*) AS n FROM v_scores GROUP BY variant").set_index("variant")["n"]
+    n_scores = reader._frame("SELECT count(*) AS n FROM scores")["n"][0]
+    scores = reader._frame("SELECT variant, count(*) AS n FROM v_scores GROUP BY variant").set_index("variant")["n"]
     assert scores.sum() == n_scores and scores["vision-unfrozen"] == 10
     runs = reader.runs(source="paper")
     assert len(runs) == runs["run_id"].nunique() == 4 * 3 + 1

@@ -34,7 +34,7 @@ def test_run_lands_with_scores_and_embeddings(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-6)
     scores = reader.scores()
     assert scores[["run_id", "dataset", "value"]].values.tolist() == [["r1", "toy", 50.0]]
-    assert set(reader.frame("SELECT role FROM v_embeddings WHERE run_id = 'r1'")["role"]) == {"query", "target"}
+    assert set(reader._frame("SELECT role FROM v_embeddings WHERE run_id = 'r1'")["role"]) == {"query", "target"}
 
 
 def test_exception_half_way_leaves_no_trace(tmp_path, monkeypatch):
@@ -142,7 +142,7 @@ def test_a_variant_keeps_its_own_model_record(tmp_path):
     models = reader.models().set_index("variant")
     assert models["vision_update"].fillna("-").to_dict() == {"default": "-", "unfrozen": "trained"}
     assert models.loc["default", "display_name"] == "m tiny (again)"
-    scores = reader.frame("SELECT run_id, variant, value FROM v_scores ORDER BY run_id")
+    scores = reader._frame("SELECT run_id, variant, value FROM v_scores ORDER BY run_id")
     assert scores.values.tolist() == [["r1", "default", 50.0], ["r2", "unfrozen", 70.0]]
     assert len(reader.runs()) == 2 and len(reader.embedded_runs()) == 2
     reader.close()
@@ -233,10 +233,10 @@ def test_merge_runs_copies_the_runs_whole_and_replaces_stored_ones(tmp_path):
     with StoreWriter(main) as w:
         w.merge_runs(worker, ["r1", "r2"])
     reader = StoreReader(main)
-    values = dict(reader.frame("SELECT run_id, value FROM scores").values.tolist())
+    values = dict(reader._frame("SELECT run_id, value FROM scores").values.tolist())
     assert values == {"kept": 50.0, "r1": 75.0, "r2": 25.0}
     assert reader.embeddings("r2")[1].shape == (6, 4)
-    assert reader.frame("SELECT value FROM alignment WHERE run_id = 'r2'")["value"].tolist() == [0.5]
+    assert reader._frame("SELECT value FROM alignment WHERE run_id = 'r2'")["value"].tolist() == [0.5]
     reader.close()
     assert _count(worker, "runs") == 3  # the source is only read
 

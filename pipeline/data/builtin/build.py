@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 from pipeline.data.builtin import sources as src
 from pipeline.data.builtin.context import BuildContext, Built, BuiltinSpec, Resources
+from pipeline.data.builtin.specs import BUILTIN_SPECS
 from pipeline.data.builtin.writer import EVAL_SCHEMA, TRAIN_SCHEMA, write_rows
-from pipeline.data.catalog import MANIFEST, DatasetInfo
+from pipeline.data.dataset_info import MANIFEST, DatasetInfo
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,6 @@ def _check_target(out: Path) -> None:
 
 
 def _specs(only: Sequence[str] | None) -> list[BuiltinSpec]:
-    from pipeline.data.builtin.specs import BUILTIN_SPECS
-
     if only:
         unknown = [n for n in only if n not in BUILTIN_SPECS]
         if unknown:

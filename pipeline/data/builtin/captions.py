@@ -21,9 +21,9 @@ from pipeline.data.builtin.context import (
     Built,
     builtin_dataset,
     make_info,
+    make_side,
     train_row,
 )
-from pipeline.data.builtin.context import side as mk
 from pipeline.data.builtin.draw import emoji_card, handwritten_digit, photo_crop, random_square
 from pipeline.data.builtin.scenes import Scene, random_object, random_scene, render_scene
 
@@ -80,5 +80,5 @@ def captions(ctx: BuildContext) -> Built:
     for _ in range(ctx.n_train):
         _, make = rng.choices(makers, weights=weights)[0]
         image, caption = make(rng)
-        built.train.append(train_row(mk(CAPTION_INSTRUCTION, image=ctx.save(image, TRAIN_DIR)), mk(text=caption)))
+        built.train.append(train_row(make_side(CAPTION_INSTRUCTION, image=ctx.save(image, TRAIN_DIR)), make_side(text=caption)))
     return built

@@ -21,9 +21,9 @@ from pipeline.data.builtin.context import (
     builtin_dataset,
     eval_row,
     make_info,
+    make_side,
     train_row,
 )
-from pipeline.data.builtin.context import side as mk
 from pipeline.data.builtin.draw import emoji_card, garment, grey_to_rgb, handwritten_digit, printed_digit
 from pipeline.data.builtin.emoji import Emoji
 from pipeline.data.builtin.scenes import COLORS, SHAPES, Obj, Scene, render_scene
@@ -46,13 +46,13 @@ def classify(ctx: BuildContext, labels: list[str], instruction: str, sample_eval
         rng = ctx.rng("train")
         for i in range(ctx.n_train):
             image, label = sample_train(rng, i)
-            neg = mk(text=negative(label, rng)) if negative else None
-            built.train.append(train_row(mk(instruction, image=ctx.save(image, TRAIN_DIR)), mk(text=label), neg))
+            neg = make_side(text=negative(label, rng)) if negative else None
+            built.train.append(train_row(make_side(instruction, image=ctx.save(image, TRAIN_DIR)), make_side(text=label), neg))
     rng = ctx.rng("eval")
     for i in range(ctx.n_eval if n_eval is None else n_eval):
         image, label = sample_eval(rng, i)
         candidates = [label] + [x for x in labels if x != label]
-        built.eval.append(eval_row(mk(instruction, image=ctx.save(image, TEST_DIR)), [mk(text=c) for c in candidates]))
+        built.eval.append(eval_row(make_side(instruction, image=ctx.save(image, TEST_DIR)), [make_side(text=c) for c in candidates]))
     return built
 
 

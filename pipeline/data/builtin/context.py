@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline.data.builtin import sources as src
 from pipeline.data.builtin.emoji import HELD_OUT_GROUPS, Emoji, GlyphCache, is_eval_emoji, parse_emoji_test
-from pipeline.data.catalog import DatasetInfo
+from pipeline.data.dataset_info import DatasetInfo
 from pipeline.data.instructions import join_instruction
 
 TRAIN_DIR, TEST_DIR = "Train", "Test"
@@ -33,7 +33,7 @@ class Side(NamedTuple):
     image: str
 
 
-def side(instruction: str = "", text: str = "", image: str | None = None) -> Side:
+def make_side(instruction: str = "", text: str = "", image: str | None = None) -> Side:
     return Side(join_instruction(instruction, text, image is not None), image or "")
 
 

@@ -26,10 +26,10 @@ from pipeline.data.builtin.context import (
     builtin_dataset,
     eval_row,
     make_info,
+    make_side,
     pick,
     train_row,
 )
-from pipeline.data.builtin.context import side as mk
 from pipeline.data.builtin.draw import (
     GARMENT_EDITS,
     box_iou,
@@ -52,7 +52,7 @@ from pipeline.data.builtin.scenes import (
     render_scene,
     variant,
 )
-from pipeline.data.catalog import REPRESENT_IMAGE
+from pipeline.data.instructions import REPRESENT_IMAGE
 
 RET = "retrieval"
 EMOJI_T2I = "Find the emoji that matches the given name:"
@@ -70,7 +70,7 @@ EMOJI_SOURCES = ("emoji_font", "emoji_names")
 
 
 def _image(path: str) -> Side:
-    return mk(REPRESENT_IMAGE, image=path)
+    return make_side(REPRESENT_IMAGE, image=path)
 
 
 def _cycle(pool: list, rng: random.Random) -> Callable[[int], object]:
@@ -103,11 +103,11 @@ def _emoji_retrieval(ctx: BuildContext, text_to_image: bool, held_out_group: str
             siblings = [x for x in train if x.subgroup == e.subgroup and x != e] or [x for x in train if x != e]
             n = rng.choice(siblings)
             if text_to_image:
-                row = train_row(mk(instruction, query_text(e)), _image(ctx.save(emoji_card(glyph(e.chars), rng, ctx.side), TRAIN_DIR)),
+                row = train_row(make_side(instruction, query_text(e)), _image(ctx.save(emoji_card(glyph(e.chars), rng, ctx.side), TRAIN_DIR)),
                                 _image(ctx.save(emoji_card(glyph(n.chars), rng, ctx.side), TRAIN_DIR)))
             else:
-                row = train_row(mk(instruction, image=ctx.save(emoji_card(glyph(e.chars), rng, ctx.side), TRAIN_DIR)),
-                                mk(text=query_text(e)), mk(text=query_text(n)))
+                row = train_row(make_side(instruction, image=ctx.save(emoji_card(glyph(e.chars), rng, ctx.side), TRAIN_DIR)),
+                                make_side(text=query_text(e)), make_side(text=query_text(n)))
             built.train.append(row)
     rng, memo = ctx.rng("eval"), Memo(ctx, TEST_DIR)
     order = list(test)
@@ -117,10 +117,10 @@ def _emoji_retrieval(ctx: BuildContext, text_to_image: bool, held_out_group: str
         others = pick(test, k - 1, rng, exclude=lambda x, g=e: x == g, first=rng.sample(same, min(len(same), 10)))
         if text_to_image:
             cands = [_image(memo.path(x.chars, lambda x=x: emoji_card(glyph(x.chars), None, ctx.side))) for x in [e, *others]]
-            built.eval.append(eval_row(mk(instruction, query_text(e)), cands))
+            built.eval.append(eval_row(make_side(instruction, query_text(e)), cands))
         else:
-            query = mk(instruction, image=ctx.save(emoji_card(glyph(e.chars), rng, ctx.side), TEST_DIR))
-            built.eval.append(eval_row(query, [mk(text=query_text(x)) for x in [e, *others]]))
+            query = make_side(instruction, image=ctx.save(emoji_card(glyph(e.chars), rng, ctx.side), TEST_DIR))
+            built.eval.append(eval_row(query, [make_side(text=query_text(x)) for x in [e, *others]]))
     return built
 
 
@@ -168,17 +168,17 @@ def emoji_subgroup_t2it(ctx: BuildContext) -> Built:
             [x for x in train if x.subgroup != e.subgroup]
         n = rng.choice(cousins)
         built.train.append(train_row(
-            mk(SUBGROUP_QUERY, e.label),
-            mk(SUBGROUP_TARGET, e.name, ctx.save(emoji_card(glyph(e.chars), rng, ctx.side), TRAIN_DIR)),
-            mk(SUBGROUP_TARGET, n.name, ctx.save(emoji_card(glyph(n.chars), rng, ctx.side), TRAIN_DIR))))
+            make_side(SUBGROUP_QUERY, e.label),
+            make_side(SUBGROUP_TARGET, e.name, ctx.save(emoji_card(glyph(e.chars), rng, ctx.side), TRAIN_DIR)),
+            make_side(SUBGROUP_TARGET, n.name, ctx.save(emoji_card(glyph(n.chars), rng, ctx.side), TRAIN_DIR))))
     rng, memo = ctx.rng("eval"), Memo(ctx, TEST_DIR)
     order = list(test)
     ctx.rng("order").shuffle(order)
     for e in order[: ctx.n_eval]:
         others = pick(test, k - 1, rng, exclude=lambda x, g=e: x.subgroup == g.subgroup)
-        cands = [mk(SUBGROUP_TARGET, x.name, memo.path(x.chars, lambda x=x: emoji_card(glyph(x.chars), None, ctx.side)))
+        cands = [make_side(SUBGROUP_TARGET, x.name, memo.path(x.chars, lambda x=x: emoji_card(glyph(x.chars), None, ctx.side)))
                  for x in [e, *others]]
-        built.eval.append(eval_row(mk(SUBGROUP_QUERY, e.label), cands))
+        built.eval.append(eval_row(make_side(SUBGROUP_QUERY, e.label), cands))
     return built
 
 
@@ -210,13 +210,13 @@ def _scene_retrieval(ctx: BuildContext, text_to_image: bool) -> Built:
         if text_to_image:
             path = memo.path(scene, lambda: render(scene)) if memo else ctx.save(render(scene), split)
             return _image(path)
-        return mk(text=scene.describe())
+        return make_side(text=scene.describe())
 
     rng = ctx.rng("train")
     for _ in range(ctx.n_train):
         scene = random_scene(rng, 1, 4)
         neg = variant(scene, rng)
-        query = mk(instruction, scene.describe()) if text_to_image else mk(instruction, image=ctx.save(render(scene), TRAIN_DIR))
+        query = make_side(instruction, scene.describe()) if text_to_image else make_side(instruction, image=ctx.save(render(scene), TRAIN_DIR))
         built.train.append(train_row(query, as_side(scene, None, TRAIN_DIR), as_side(neg, None, TRAIN_DIR)))
     rng, taken, memo = ctx.rng("eval"), set(), Memo(ctx, TEST_DIR)
     golds = _distinct_scenes(rng, max(ctx.n_eval, k), taken)  # extra golds only fill candidate lists
@@ -224,7 +224,7 @@ def _scene_retrieval(ctx: BuildContext, text_to_image: bool) -> Built:
     pool = golds + [v for vs in hard.values() for v in vs]
     for g in golds[: ctx.n_eval]:
         others = pick(pool, k - 1, rng, exclude=lambda s, g=g: s == g, first=hard[g])
-        query = mk(instruction, g.describe()) if text_to_image else mk(instruction, image=memo.path(g, lambda g=g: render(g)))
+        query = make_side(instruction, g.describe()) if text_to_image else make_side(instruction, image=memo.path(g, lambda g=g: render(g)))
         built.eval.append(eval_row(query, [as_side(s, memo, TEST_DIR) for s in [g, *others]]))
     return built
 
@@ -293,7 +293,7 @@ def scene_edit(ctx: BuildContext) -> Built:
         ref = random_scene(rng, 1, 4)
         text, target = edit_scene(ref, rng)
         ref_path = ctx.save(render(ref), TRAIN_DIR)
-        built.train.append(train_row(mk(SCENE_EDIT, text, ref_path), _image(ctx.save(render(target), TRAIN_DIR)),
+        built.train.append(train_row(make_side(SCENE_EDIT, text, ref_path), _image(ctx.save(render(target), TRAIN_DIR)),
                                      _image(ref_path)))
     rng, taken, memo = ctx.rng("eval"), set(), Memo(ctx, TEST_DIR)
     queries: list[tuple[Scene, str, Scene, list[Scene]]] = []
@@ -313,7 +313,7 @@ def scene_edit(ctx: BuildContext) -> Built:
     pool = [t for _, _, t, _ in queries] + [h for *_, hs in queries for h in hs[1:]]
     for ref, text, target, hard in queries[: ctx.n_eval]:
         others = pick(pool, k - 1, rng, exclude=lambda s, t=target: s == t, first=hard)
-        query = mk(SCENE_EDIT, text, memo.path(ref, lambda r=ref: render(r)))
+        query = make_side(SCENE_EDIT, text, memo.path(ref, lambda r=ref: render(r)))
         built.eval.append(eval_row(query, [_image(memo.path(s, lambda s=s: render(s))) for s in [target, *others]]))
     return built
 
@@ -327,7 +327,7 @@ def _near_dup_rows(ctx: BuildContext, items: list, draw: Callable[[object], Imag
         rng = ctx.rng("train")
         for item, negative in train:
             picture = draw(item)
-            built.train.append(train_row(mk(NEAR_DUP, image=ctx.save(picture, TRAIN_DIR)),
+            built.train.append(train_row(make_side(NEAR_DUP, image=ctx.save(picture, TRAIN_DIR)),
                                          _image(ctx.save(perturb(picture, rng), TRAIN_DIR)),
                                          _image(ctx.save(perturb(draw(negative), rng), TRAIN_DIR))))
     rng = ctx.rng("eval")
@@ -343,7 +343,7 @@ def _near_dup_rows(ctx: BuildContext, items: list, draw: Callable[[object], Imag
     pool = list(copies)
     for item in items[: ctx.n_eval]:
         others = pick(pool, k - 1, rng, exclude=lambda x, g=item: x == g, first=hard(item))
-        built.eval.append(eval_row(mk(NEAR_DUP, image=originals[item]), [_image(copies[x]) for x in [item, *others]]))
+        built.eval.append(eval_row(make_side(NEAR_DUP, image=originals[item]), [_image(copies[x]) for x in [item, *others]]))
     return built
 
 
@@ -425,6 +425,6 @@ def fashion_edit(ctx: BuildContext) -> Built:
     memo = Memo(ctx, TEST_DIR)
     for gold, ref, extra in queries[: ctx.n_eval]:
         others = pick(pool, k - 1, rng, exclude=lambda x, g=gold: x == g, first=[ref, *extra])
-        query = mk(GARMENT_EDIT, gold[1], memo.path(ref, lambda r=ref: draw(r)))
+        query = make_side(GARMENT_EDIT, gold[1], memo.path(ref, lambda r=ref: draw(r)))
         built.eval.append(eval_row(query, [_image(memo.path(x, lambda x=x: draw(x))) for x in [gold, *others]]))
     return built

@@ -24,10 +24,10 @@ from pipeline.data.builtin.context import (
     builtin_dataset,
     eval_row,
     make_info,
+    make_side,
     pick,
     train_row,
 )
-from pipeline.data.builtin.context import side as mk
 from pipeline.data.builtin.draw import bar_chart, emoji_card, garment, grid2x2, sign
 from pipeline.data.builtin.emoji import GROUP_PHRASES, GROUP_PLURALS, Emoji
 from pipeline.data.builtin.scenes import COLORS, POSITIONS, SHAPES, SIZES, Obj, random_scene, render_scene
@@ -65,9 +65,9 @@ def vqa(ctx: BuildContext, sample: Sampler, vocab: Callable[[str], dict[str, lis
         for _ in range(ctx.n_train):
             qa = sample(rng, TRAIN_DIR)
             others = [a for a in answers[qa.kind] if a != qa.answer]
-            neg = mk(text=rng.choice(others)) if others else None
-            query = mk(VQA_INSTRUCTION, qa.question, ctx.save(qa.image, TRAIN_DIR))
-            built.train.append(train_row(query, mk(text=qa.answer), neg))
+            neg = make_side(text=rng.choice(others)) if others else None
+            query = make_side(VQA_INSTRUCTION, qa.question, ctx.save(qa.image, TRAIN_DIR))
+            built.train.append(train_row(query, make_side(text=qa.answer), neg))
     rng, answers = ctx.rng("eval"), vocab(TEST_DIR)
     everything = [a for kind in answers.values() for a in kind]
     if len(set(everything)) < k:
@@ -78,8 +78,8 @@ def vqa(ctx: BuildContext, sample: Sampler, vocab: Callable[[str], dict[str, lis
         first = rng.sample(same, min(len(same), (k - 1) // 2))
         distractors = pick(everything, k - 1, rng, exclude=lambda a, g=qa.answer: a == g, first=first)
         rng.shuffle(distractors)
-        query = mk(VQA_INSTRUCTION, qa.question, ctx.save(qa.image, TEST_DIR))
-        built.eval.append(eval_row(query, [mk(text=a) for a in [qa.answer, *distractors]]))
+        query = make_side(VQA_INSTRUCTION, qa.question, ctx.save(qa.image, TEST_DIR))
+        built.eval.append(eval_row(query, [make_side(text=a) for a in [qa.answer, *distractors]]))
     return built
 
 

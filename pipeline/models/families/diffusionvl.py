@@ -39,6 +39,7 @@ from pipeline.models.families._transformers_vlm import (
     keymap_as_renames,
     load_vlm,
 )
+from pipeline.models.lora import LM_PROJECTIONS
 from pipeline.models.registry import register
 from pipeline.models.tokenizer import tiny_tokenizer
 
@@ -49,7 +50,6 @@ MASK_TOKEN_ID = 151671  # hard-coded in llava_diffusionvl_qwenvl.py (noise and g
 TRAINED_BLOCK_SIZE = 8  # train/scripts/diffusionvl_qwenvl_finetune.sh, BD3LM_BLOCK_SIZE
 # qwen_vision_tower.py DEFAULT_MIN_PIXELS / DEFAULT_MAX_PIXELS, also train.py's defaults.
 TRAINED_MIN_PIXELS, TRAINED_MAX_PIXELS = 384 * 384, 512 * 512
-LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # The training class DiffusionVLQwenVLForCausalLM keeps the LM at `model.*`, the ViT (merger
 # removed) at `model.vision_tower.vision_tower.*` and the merger as `model.mm_projector.merger.*`.
@@ -108,7 +108,7 @@ class DiffusionVLEncoder(TransformersVLM):
         params_source=(
             "same tensors as Qwen/Qwen2.5-VL-7B-Instruct: hustvl/DiffusionVL "
             "scripts/diffusionvl_prepare/convert_qwen2.5vl_to_diffusionvl.py copies every weight and adds none; "
-            "meta-device count of that config (/work/shared/reference/models.md), ~16 GB of BF16 shards"
+            "meta-device count of Qwen/Qwen2.5-VL-7B-Instruct config.json as transformers 5.23, ~16 GB of BF16 shards"
         ),
         max_length=8192,
         prompt_template="{image}\n{instruction} {text}",

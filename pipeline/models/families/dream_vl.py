@@ -36,7 +36,8 @@ from transformers.models.qwen2_vl.modeling_qwen2_vl import (
 
 from pipeline.models.base import Batch, EncoderOptions, Example, FamilySpec, ImageError, Size, checked_image
 from pipeline.models.checkpoint import KeyMap, KeyRule
-from pipeline.models.dream_vlm import DREAM_LOGIT_NOTE, DREAM_LORA_TARGETS, DreamVLMEncoder
+from pipeline.models.families._dream_vlm import DREAM_LOGIT_NOTE, DreamVLMEncoder
+from pipeline.models.lora import LM_PROJECTIONS
 from pipeline.models.published import checked_special_id, read_config
 from pipeline.models.registry import register
 from pipeline.models.tokenizer import tiny_tokenizer
@@ -193,7 +194,7 @@ class DreamVLEncoder(DreamVLMEncoder):
         backbone="Dream-v0-Instruct-7B (Qwen2.5-7B shape, M-RoPE [16,24,24]), bidirectional",
         image_placeholder="<|image_pad|>",
         padding_side="right",
-        lora_targets=DREAM_LORA_TARGETS,
+        lora_targets=LM_PROJECTIONS,
         vision_modules=("visual",),
         published_params=8_300_000_000,
         params_source="Dream-VL paper (arXiv 2512.22615), Table 1: 'Full Model: 8.3B' trainable (projector 25.7M)",

@@ -42,11 +42,8 @@ from transformers import (
 
 from pipeline.models.base import Batch, EncoderOptions, Example, FamilySpec, Size, checked_image
 from pipeline.models.checkpoint import KeyMap, KeyRule
-from pipeline.models.dream_vlm import DREAM_LOGIT_NOTE, DREAM_LORA_TARGETS, DreamVLMEncoder
-from pipeline.models.published import checked_special_id, read_config
-from pipeline.models.registry import register
-from pipeline.models.tokenizer import tiny_tokenizer
-from pipeline.models.vision_parts import (
+from pipeline.models.families._dream_vlm import DREAM_LOGIT_NOTE, DreamVLMEncoder
+from pipeline.models.families._vision_parts import (
     TiledImage,
     anyres_token_count,
     pool_views,
@@ -54,6 +51,10 @@ from pipeline.models.vision_parts import (
     tile_image,
     unpad_bounds,
 )
+from pipeline.models.lora import LM_PROJECTIONS
+from pipeline.models.published import checked_special_id, read_config
+from pipeline.models.registry import register
+from pipeline.models.tokenizer import tiny_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ class LaViDaEncoder(DreamVLMEncoder):
         backbone="Dream-v0-Instruct-7B (Qwen2.5-7B shape), bidirectional",
         image_placeholder="<image>",
         padding_side="right",
-        lora_targets=DREAM_LORA_TARGETS,
+        lora_targets=LM_PROJECTIONS,
         vision_modules=("vision_tower",),
         published_params=8_020_000_000,
         params_source=(

@@ -25,11 +25,11 @@ from transformers import (
 from pipeline.models.base import Batch, EncoderOptions, FamilySpec, Size, position_ids_from_mask
 from pipeline.models.checkpoint import KeyMap, KeyRule, resolve_local
 from pipeline.models.families._transformers_vlm import TransformersVLM, load_vlm
+from pipeline.models.lora import LM_PROJECTIONS
 from pipeline.models.registry import register
 from pipeline.models.tokenizer import tiny_tokenizer
 
 IMAGE_TOKEN = "<image>"
-LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # llava-hf/llava-v1.6-mistral-7b-hf config.json, value for value (fields it leaves out take
 # transformers' defaults: Mistral hidden 4096, 32 layers, 32 heads; CLIP quick_gelu, eps 1e-5).
@@ -130,8 +130,8 @@ class LlavaNextEncoder(TransformersVLM):
         published_params=7_566_747_648,
         params_source=(
             "llava-hf/llava-v1.6-mistral-7b-hf config.json built as transformers 5.23 "
-            "LlavaNextForConditionalGeneration on the meta device (/work/shared/reference/models.md); "
-            "the published tensor shapes sum to the same"
+            "LlavaNextForConditionalGeneration on the meta device; "
+            "the published model.safetensors.index.json tensor shapes sum to the same"
         ),
         max_length=4096,
         prompt_template="{image}\n{instruction} {text}",

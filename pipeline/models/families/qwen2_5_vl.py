@@ -17,10 +17,9 @@ from pipeline.models.base import Batch, EncoderOptions, FamilySpec, Size
 from pipeline.models.checkpoint import resolve_local
 from pipeline.models.families import _qwen_vl as qwen
 from pipeline.models.families._transformers_vlm import TransformersVLM, load_vlm
+from pipeline.models.lora import LM_PROJECTIONS
 from pipeline.models.registry import register
 from pipeline.models.tokenizer import tiny_tokenizer
-
-LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @register
@@ -42,7 +41,7 @@ class Qwen25VLEncoder(TransformersVLM):
         published_params=8_292_166_656,
         params_source=(
             "Qwen/Qwen2.5-VL-7B-Instruct config.json built as transformers 5.23 Qwen2_5_VLForConditionalGeneration "
-            "on the meta device (/work/shared/reference/models.md); the published tensor shapes sum to the same"
+            "on the meta device; the published model.safetensors.index.json tensor shapes sum to the same"
         ),
         max_length=8192,
         prompt_template="{image}\n{instruction} {text}",

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -321,6 +322,40 @@ class MAGVITv2(nn.Module):
     def encode_latents(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, bits, H/16, W/16) continuous latents."""
         return self.encoder(pixels)
+
+    def fit(self, images: Sequence[Image.Image], steps: int, batch_size: int, seed: int,
+            progress: bool = True) -> list[float]:
+        """Train this tokenizer from scratch as an autoencoder (reconstruction + commitment + bit
+        balance), then freeze it again; returns the losses. The demo's miniatures need it: the
+        published MAGVIT-v2 weights cannot be downloaded here."""
+        from tqdm.auto import tqdm
+
+        pixels = torch.stack([preprocess_image(im, self.config.image_size) for im in images])  # (N, 3, S, S)
+        self.train()
+        params = [p for p in self.parameters() if p.is_floating_point()]
+        for p in params:
+            p.requires_grad_(True)
+        optimizer = torch.optim.AdamW(params, lr=1e-3)
+        rng = np.random.default_rng(seed)
+        losses = []
+        for _ in tqdm(range(steps), desc="image tokenizer", disable=not progress):
+            x = pixels[rng.choice(len(pixels), size=min(batch_size, len(pixels)), replace=False)]
+            z = self.encode_latents(x)  # (B, bits, h, w)
+            quantised = z + (torch.sign(z) - z).detach()  # straight through, as the published LFQ
+            recon = self.decoder(quantised)
+            # How often each bit is set at each position across the batch. Balanced per position,
+            # not only overall: a fixed spatial pattern of bits is balanced overall yet gives every
+            # image the same codes (what an overall balance let the tokenizer collapse to).
+            bit_on = torch.sigmoid(4 * z).mean(dim=0)  # (bits, h, w)
+            balance = ((bit_on - 0.5) ** 2).mean()
+            loss = F.mse_loss(recon, x) + 0.25 * ((z - torch.sign(z).detach()) ** 2).mean() + balance
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        self.requires_grad_(False)
+        self.eval()
+        return losses
 
     def get_code(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, H/16 * W/16) codes, raster order."""

@@ -32,6 +32,7 @@ from pipeline.models.base import (
     prompt_segments,
 )
 from pipeline.models.checkpoint import KeyMap, resolve_local
+from pipeline.models.families._vision_parts import MLPProjector
 from pipeline.models.lm_attention import check_supported, decoder_masks, pick_implementation, set_causal
 from pipeline.models.prompting import pad_sequences, tokenize_segments
 from pipeline.models.published import (
@@ -42,12 +43,10 @@ from pipeline.models.published import (
     save_weights,
     write_config,
 )
-from pipeline.models.vision_parts import MLPProjector
 
 log = logging.getLogger(__name__)
 
 # Dream's decoder projections: what LoRA adapts (never lm_head, never the vision side by default).
-DREAM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DREAM_LOGIT_NOTE = "Dream logits are shifted by one (position i-1 scores token i); output_logits undoes it."
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from transformers import LlamaConfig
 
 from pipeline.models.checkpoint import KeyMap, KeyRule, resolve_local
-from pipeline.models.magvit2 import MagvitConfig, ResizeMode
+from pipeline.models.families.mmada.magvit2 import MagvitConfig, ResizeMode
 
 log = logging.getLogger(__name__)
 

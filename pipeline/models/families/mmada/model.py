@@ -49,7 +49,8 @@ from pipeline.models.checkpoint import (
     resolve_local,
     write_state_dict,
 )
-from pipeline.models.magvit2 import (
+from pipeline.models.families.mmada.checkpoint import LLADA_KEY_MAP, VQ_SUBDIR, MMaDAConfig, resolve_vq_dir
+from pipeline.models.families.mmada.magvit2 import (
     MagvitConfig,
     MAGVITv2,
     check_quantizer_buffers,
@@ -57,7 +58,7 @@ from pipeline.models.magvit2 import (
     read_magvit_config,
     save_magvit,
 )
-from pipeline.models.mmada_checkpoint import LLADA_KEY_MAP, VQ_SUBDIR, MMaDAConfig, resolve_vq_dir
+from pipeline.models.lora import LM_PROJECTIONS
 from pipeline.models.prompting import pad_sequences, tokenize_segments
 from pipeline.models.registry import register
 from pipeline.models.tokenizer import tiny_tokenizer
@@ -134,9 +135,10 @@ class MMaDAEncoder(VLMEncoder):
         backbone="LLaDA-8B",
         image_placeholder="<|soi|>",
         padding_side="right",  # LLaDA takes no position ids: pad on the right, mask the mean
-        lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        lora_targets=LM_PROJECTIONS,
         vision_modules=("vq_model",),
         published_params=8_020_000_000,
+        params_exclude=("vq_model.",),  # the LLaDA paper's 8.02B counts the LM; MAGVIT-v2 is its own checkpoint
         params_source=(
             "LLaDA-8B backbone: 8.02B total / 6.98B non-embedding (Nie et al. 2025, arXiv:2502.09992, "
             "architecture table); MMaDA's cards say only '8B'. MMaDA adds 8192 image-code rows to the "
@@ -219,8 +221,8 @@ class MMaDAEncoder(VLMEncoder):
         self.lm.rotary_emb = LlamaRotaryEmbedding(self.lm.config)  # non-persistent: rebuild off meta
         self.vq_model.requires_grad_(False)
 
-    def image_tokenizer(self) -> tuple[nn.Module, int]:
-        return self.vq_model, self.mmada_config.magvit.image_size
+    def image_tokenizer(self) -> MAGVITv2:
+        return self.vq_model
 
     def save_original(self, directory: str) -> None:
         """LLaDA-named sharded safetensors + MMaDA config.json + tokenizer in `directory`, and
