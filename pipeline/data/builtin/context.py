@@ -20,10 +20,12 @@ from PIL import Image
 
 from pipeline.data.builtin import sources as src
 from pipeline.data.builtin.emoji import HELD_OUT_GROUPS, Emoji, GlyphCache, is_eval_emoji, parse_emoji_test
+from pipeline.data.builtin.garments import garment_set
 from pipeline.data.dataset_info import DatasetInfo
 from pipeline.data.instructions import join_instruction
 
 TRAIN_DIR, TEST_DIR = "Train", "Test"
+GARMENT_COUNT = 2000  # drawn garments the garment datasets sample from (Fashion-MNIST's test set had 10,000)
 
 
 class Side(NamedTuple):
@@ -61,10 +63,6 @@ class Resources:
 
     def __init__(self, sources: dict[str, src.Source], seed: int, side: int) -> None:
         self.sources, self.seed, self.side = sources, seed, side
-        self.problems = {key: src.problem(s) for key, s in sources.items()}
-
-    def available(self, *keys: str) -> bool:
-        return all(self.problems.get(k) is None for k in keys)
 
     @cached_property
     def glyphs(self) -> GlyphCache:
@@ -84,8 +82,8 @@ class Resources:
         return [e for e in pool if not is_eval_emoji(e, self.seed)], test
 
     @cached_property
-    def fashion(self) -> tuple[np.ndarray, np.ndarray]:
-        return src.load_fashion(self.sources["fashion_mnist"])
+    def garments(self) -> tuple[np.ndarray, np.ndarray]:
+        return garment_set(GARMENT_COUNT, self.seed)
 
     @cached_property
     def digits(self) -> tuple[np.ndarray, np.ndarray]:

@@ -64,7 +64,7 @@ def printed_digit(digit: int, font_path: str, rng: random.Random, side: int = 64
 
 
 def garment(pixels: np.ndarray, side: int = 64) -> Image.Image:
-    """A 28x28 Fashion-MNIST item as stored (light garment on black), upscaled, RGB."""
+    """A 28x28 garment (light on black, see garments.py), upscaled, RGB."""
     return Image.fromarray(pixels, mode="L").resize((side, side), Image.Resampling.BICUBIC).convert("RGB")
 
 

