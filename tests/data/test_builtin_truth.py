@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline.data.builtin import vqa
+from pipeline.data.builtin.garments import GARMENT_CLASSES
 from pipeline.data.builtin.retrieval import edit_scene
 from pipeline.data.builtin.scenes import POSITIONS, Obj, Scene, random_scene, variant
-from pipeline.data.builtin.garments import GARMENT_CLASSES
 
 COUNT = {w: i for i, w in enumerate(vqa.COUNTS)}
 
