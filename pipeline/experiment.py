@@ -54,7 +54,7 @@ class ModelEntry:
     dtype: str = "fp32"
     variant: str = "default"  # e.g. "bidirectional", "last-token", "vision-unfrozen"
     options: dict = field(default_factory=dict)  # EncoderOptions overrides (pooling, attention, ...)
-    train_vision: bool = False
+    train_vision: bool | None = None  # None: the family's default (FamilySpec.trains_vision)
     meta_tasks: tuple[str, ...] | None = None  # None: every meta-task of the experiment
 
     def __post_init__(self) -> None:
@@ -69,6 +69,11 @@ class ModelEntry:
             if bad or not self.meta_tasks:
                 raise ValueError(f"model {self.name!r}: meta_tasks must be a non-empty subset of {META_TASKS}, "
                                  f"got {list(self.meta_tasks)}")
+
+    @property
+    def vision_trained(self) -> bool:
+        """Whether fine-tuning trains this model's vision tower: its own setting, else its family's."""
+        return get_family(self.family).spec.trains_vision if self.train_vision is None else self.train_vision
 
     @property
     def scale(self) -> str:

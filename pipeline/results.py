@@ -24,6 +24,7 @@ from storage import (
     ScoreRecord,
     TrainLogRecord,
 )
+from storage.paper import canonical_dataset
 from storage.records import VISION_FROZEN, VISION_TRAINED
 from storage.vocabulary import MODALITY_NAMES
 
@@ -49,8 +50,9 @@ def code_version() -> str:
 
 
 def store_dataset_name(info: DatasetInfo) -> str:
-    """MMEB datasets keep the paper's spelling so pipeline and paper runs line up."""
-    return info.paper_name or info.name
+    """MMEB datasets are stored under the name the paper import uses (its Table 5 spelling, with
+    the paper's other spellings folded in), so pipeline and paper runs line up row for row."""
+    return canonical_dataset(info.paper_name or info.name) if info.benchmark == "MMEB" else info.name
 
 
 def model_record(entry: ModelEntry, description: str | None = None) -> ModelRecord:
@@ -59,7 +61,7 @@ def model_record(entry: ModelEntry, description: str | None = None) -> ModelReco
     return ModelRecord(
         model=entry.name, variant=entry.variant, display_name=entry.name, paradigm=spec.paradigm, scale=entry.scale,
         family=spec.name, attention=options["attention"], pooling=options["pooling"],
-        vision_encoder=spec.vision_encoder, vision_update=VISION_TRAINED if entry.train_vision else VISION_FROZEN,
+        vision_encoder=spec.vision_encoder, vision_update=VISION_TRAINED if entry.vision_trained else VISION_FROZEN,
         backbone=spec.backbone, params=None if entry.scale == "tiny" else spec.published_params,
         description=description or f"{spec.display_name} family; weights: {entry.base}",
     )

@@ -27,6 +27,7 @@ from pipeline.data.dataset_info import DatasetInfo
 from pipeline.data.mmeb import MMEBReader
 from pipeline.data.records import EvalRow, ItemRef, TrainPair, unique_items
 from pipeline.eval.evaluator import EmbeddingCache, EvalResult, EvalTask, Evaluator
+from pipeline.eval.metrics import TIE_RULE
 from pipeline.experiment import DataEntry, Experiment, ModelEntry
 from pipeline.models.base import VLMEncoder
 from pipeline.models.lora import LoraSettings
@@ -133,8 +134,10 @@ class ExperimentRunner:
 
     # -- identities ----------------------------------------------------------------------
     def run_config(self, entry: ModelEntry, meta_task: str) -> dict[str, Any]:
-        return {"experiment": self.exp.name, "model": asdict(entry), "meta_task": meta_task,
-                "data": asdict(self.exp.data), "train": self.exp.train_for(meta_task).to_dict()}
+        model = {**asdict(entry), "train_vision": entry.vision_trained}  # the family's default resolved
+        return {"experiment": self.exp.name, "model": model, "meta_task": meta_task,
+                "data": asdict(self.exp.data), "train": self.exp.train_for(meta_task).to_dict(),
+                "eval": {"metric": "precision@1", "tie_rule": TIE_RULE}}
 
     def run_id(self, entry: ModelEntry, meta_task: str, stage: str, samples: int | None) -> str:
         where = "final" if stage == "final" else f"{stage}-{samples}"
@@ -272,7 +275,7 @@ class ExperimentRunner:
         lora = self.exp.train.lora
         if lora is None:
             return None
-        return replace(lora, train_vision=lora.train_vision or entry.train_vision)
+        return replace(lora, train_vision=lora.train_vision or entry.vision_trained)
 
     def _evaluate(self, encoder: VLMEncoder, model_key: str, data: TaskData) -> EvalResult:
         items = data.items()

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 
 TIE_TOLERANCE = 1e-6  # cosines this close are a tie: batch padding alone moves them ~1e-7
+# Recorded in every run's stored config (`config.eval.tie_rule`), so a score says how ties counted.
+TIE_RULE = (f"a candidate other than the gold item scoring within {TIE_TOLERANCE:g} of the gold or above it "
+            "ranks ahead of it (MMEB's argmax == 0 gives ties to the gold)")
 
 
 def gold_rank(scores: np.ndarray, is_gold: np.ndarray | None = None) -> int:

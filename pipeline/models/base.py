@@ -78,6 +78,13 @@ class FamilySpec:
     prompt_template: str = "{image}{instruction} {text}"
     paper_name: str | None = None  # the name in the paper's tables, when the paper has it
     params_exclude: tuple[str, ...] = ()  # module prefixes that published_params does not count
+    # Whether contrastive fine-tuning trains the vision tower by default, and which of its linear
+    # layers LoRA reaches then (name suffixes; empty: all of them). The paper trains in VLM2Vec,
+    # whose default LoRA target list also names vision-tower layers, and keeps only MMaDA's tower
+    # frozen ("Different from other models, the vision encoder parameters in MMaDA are frozen under
+    # the default training strategy", Sec. 6 RQ3).
+    trains_vision: bool = False
+    vision_lora_targets: tuple[str, ...] = ()
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -275,7 +282,10 @@ class VLMEncoder(nn.Module, ABC):
             in_vision = any(name.startswith(p) or f".{p}" in name for p in self.spec.vision_modules)
             if in_vision and not train_vision:
                 continue
-            if name.split(".")[-1] in self.spec.lora_targets or (in_vision and train_vision):
+            suffix = name.split(".")[-1]
+            vision_target = in_vision and train_vision and (
+                not self.spec.vision_lora_targets or suffix in self.spec.vision_lora_targets)
+            if vision_target or (not in_vision and suffix in self.spec.lora_targets):
                 names.append(name)
         return names
 

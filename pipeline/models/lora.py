@@ -11,6 +11,11 @@ from pipeline.models.base import VLMEncoder
 # The linear layers of a Llama-style decoder block (attention q/k/v/o, SwiGLU gate/up/down): the
 # LoRA targets of every language model here (Mistral, Qwen2/2.5, Dream, LLaDA as Llama).
 LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# VLM2Vec's default `lora_target_modules` (TIGER-AI-Lab/VLM2Vec src/arguments.py), the framework the
+# paper trains in. PEFT matches them as name suffixes anywhere in the model, so they also reach the
+# vision towers whose layers carry these names: CLIP's and SigLIP's attention projections, Qwen2.5-VL
+# ViT's down_proj. A family's `vision_lora_targets` is this list cut to the names its tower has.
+VLM2VEC_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "k_proj", "q_proj", "out_proj", "v_proj")
 
 
 @dataclass(frozen=True)
@@ -18,7 +23,7 @@ class LoraSettings:
     r: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    train_vision: bool = False  # the paper's Table 4 ablation: adapt the vision tower too
+    train_vision: bool = False  # adapt the vision tower too (per model: ModelEntry.train_vision)
 
     def __post_init__(self) -> None:
         if self.r < 1 or self.alpha < 1:

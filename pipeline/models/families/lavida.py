@@ -222,6 +222,8 @@ class LaViDaEncoder(DreamVLMEncoder):
         padding_side="right",
         lora_targets=LM_PROJECTIONS,
         vision_modules=("vision_tower",),
+        trains_vision=True,  # VLM2Vec's default LoRA targets reach the tower (Sec. 6 RQ3)
+        vision_lora_targets=("q_proj", "k_proj", "v_proj", "out_proj"),  # SigLIP attention
         published_params=8_020_000_000,
         params_source=(
             "no published total: sum of published component sizes, Dream-v0-Instruct-7B 7.62B "

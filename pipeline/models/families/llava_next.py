@@ -127,6 +127,8 @@ class LlavaNextEncoder(TransformersVLM):
         padding_side="left",
         lora_targets=LM_PROJECTIONS,
         vision_modules=("vlm.model.vision_tower",),
+        trains_vision=True,  # VLM2Vec's default LoRA targets reach the tower (Sec. 6 RQ3)
+        vision_lora_targets=("q_proj", "k_proj", "v_proj", "out_proj"),  # CLIP-L attention
         published_params=7_566_747_648,
         params_source=(
             "llava-hf/llava-v1.6-mistral-7b-hf config.json built as transformers 5.23 "

@@ -38,6 +38,8 @@ class Qwen25VLEncoder(TransformersVLM):
         padding_side="left",
         lora_targets=LM_PROJECTIONS,
         vision_modules=("vlm.model.visual",),
+        trains_vision=True,  # VLM2Vec's default LoRA targets reach the tower (Sec. 6 RQ3)
+        vision_lora_targets=("down_proj",),  # the ViT MLP's; its attention is `qkv` / `proj`
         published_params=8_292_166_656,
         params_source=(
             "Qwen/Qwen2.5-VL-7B-Instruct config.json built as transformers 5.23 Qwen2_5_VLForConditionalGeneration "
