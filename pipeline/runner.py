@@ -29,6 +29,7 @@ from pipeline.data.records import EvalRow, ItemRef, TrainPair, unique_items
 from pipeline.eval.evaluator import EmbeddingCache, EvalResult, EvalTask, Evaluator
 from pipeline.eval.metrics import TIE_RULE
 from pipeline.experiment import DataEntry, Experiment, ModelEntry
+from pipeline.main_process_store import MainProcessStore, Processes
 from pipeline.models.base import VLMEncoder
 from pipeline.models.lora import LoraSettings
 from pipeline.models.recipe import WEIGHTS_FILE, EncoderRecipe
@@ -125,9 +126,13 @@ class ExperimentRunner:
                  progress: bool = True):
         self.exp = experiment
         self.store_path = Path(store_path)
-        self.device = device or _pick_device(experiment.device)
-        self.progress = progress
+        self.processes = Processes()
+        # Under several processes each takes its own device (accelerate's choice for this rank).
+        self.device = device or (str(self.processes.device) if self.processes.count > 1 else _pick_device(experiment.device))
+        self.progress = progress and self.processes.is_main
         self.output_dir = Path(experiment.output_dir or vlmembed_home() / "runs" / experiment.name).expanduser()
+        # The main process builds the built-in benchmark if it is missing; the others then find it.
+        self.processes.on_main(resolve_data_root, experiment.data.root, experiment.data.seed)
         root = resolve_data_root(experiment.data.root, experiment.data.seed)
         self.reader = MMEBReader(root, image_root=experiment.data.image_root)
         self.cache = EmbeddingCache(self.output_dir / "embedding-cache")
@@ -149,14 +154,14 @@ class ExperimentRunner:
         with library_progress_bars(self.progress):
             return self._run_grid(only_models)
 
-    def is_stored(self, writer: StoreWriter, entry: ModelEntry, meta_task: str) -> bool:
+    def is_stored(self, writer: StoreWriter | MainProcessStore, entry: ModelEntry, meta_task: str) -> bool:
         """Whether the cell's final run is stored with this configuration (then `run` skips it)."""
         return writer.has_run(self.run_id(entry, meta_task, "final", None),
                               config_hash(self.run_config(entry, meta_task)))
 
     def _run_grid(self, only_models: set[str] | None) -> list[str]:
         landed: list[str] = []
-        with StoreWriter(self.store_path) as writer:
+        with MainProcessStore(self.store_path, self.processes) as writer:
             loaded: dict[str, TaskData] = {}  # the grid goes meta-task by meta-task: one task's data at a time
             for meta_task, entry in self.exp.grid():
                 if only_models and entry.name not in only_models:
@@ -173,14 +178,14 @@ class ExperimentRunner:
                 landed += self._run_one(writer, entry, meta_task, loaded[meta_task], cfg)
         return landed
 
-    def _register_data(self, writer: StoreWriter, data: TaskData) -> None:
+    def _register_data(self, writer: StoreWriter | MainProcessStore, data: TaskData) -> None:
         writer.upsert_datasets([dataset_record(info) for info, _ in data.evals.values()])
         writer.add_items(item_records(data.items().values()))
         for info, rows in data.evals.values():
             writer.set_dataset_rows(store_dataset_name(info), dataset_rows(store_dataset_name(info), rows))
         writer.publish(keep_open=True)
 
-    def _land(self, writer: StoreWriter, entry: ModelEntry, meta_task: str, encoder: VLMEncoder, data: TaskData,
+    def _land(self, writer: StoreWriter | MainProcessStore, entry: ModelEntry, meta_task: str, encoder: VLMEncoder, data: TaskData,
               cfg: dict[str, Any], *, stage: str, samples: int | None, checkpoint: str, history: Sequence[dict] = (),
               note: str = "") -> str:
         """Evaluate the encoder as it is now and land the result as one run."""
@@ -201,7 +206,7 @@ class ExperimentRunner:
         log.info("stored %s (evaluated and stored in %.1fs): %s", run_id, time.perf_counter() - tick, _summary(result))
         return run_id
 
-    def _run_one(self, writer: StoreWriter, entry: ModelEntry, meta_task: str, data: TaskData,
+    def _run_one(self, writer: StoreWriter | MainProcessStore, entry: ModelEntry, meta_task: str, data: TaskData,
                  cfg: dict[str, Any]) -> list[str]:
         writer.upsert_models([model_record(entry)])
         lora = self._lora(entry)
@@ -213,12 +218,12 @@ class ExperimentRunner:
             # configuration, or made for another store, would skip the data-scale runs (or, after
             # a new pretrained base, continue from the wrong weights).
             log.info("starting %s afresh: its checkpoints belong to runs this store does not hold", run_dir)
-            shutil.rmtree(run_dir)
+            self.processes.on_main(shutil.rmtree, run_dir)
         encoder = replace(recipe, lora=None).build(device=self.device)  # the trainer adds the adapters
         landed: list[str] = []
         if self.exp.zero_shot and not writer.has_run(self.run_id(entry, meta_task, "zero-shot", 0), config_hash(cfg)):
             base_dir = run_dir / "zero-shot"
-            replace(recipe, lora=None).save(base_dir)
+            self.processes.on_main(replace(recipe, lora=None).save, base_dir)
             landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="zero-shot", samples=0,
                                      checkpoint=str(base_dir)))
         if not data.train:
@@ -229,7 +234,7 @@ class ExperimentRunner:
         scale_samples = trainer.data_scale_steps()
 
         def on_scale(info: CheckpointInfo) -> None:
-            replace(recipe, weights=WEIGHTS_FILE).save(info.path)
+            self.processes.on_main(replace(recipe, weights=WEIGHTS_FILE).save, info.path)
             landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="checkpoint",
                                      samples=scale_samples[info.step], checkpoint=str(info.path),
                                      history=trainer_history(info)))
@@ -238,7 +243,7 @@ class ExperimentRunner:
         log.info("trained %s on %s: %s", entry.name, meta_task, _train_summary(result))
         final = latest_checkpoint(run_dir / "checkpoints")
         assert final is not None, "the trainer always checkpoints its last step"
-        replace(recipe, weights=WEIGHTS_FILE).save(final.path)
+        self.processes.on_main(replace(recipe, weights=WEIGHTS_FILE).save, final.path)
         landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="final", samples=result.samples,
                                  checkpoint=str(final.path), history=result.log))
         return landed
@@ -252,7 +257,7 @@ class ExperimentRunner:
         from pipeline.models.recipe import load_encoder
 
         landed = []
-        with StoreWriter(self.store_path) as writer:
+        with MainProcessStore(self.store_path, self.processes) as writer:
             writer.upsert_models([model_record(entry)])
             if model_dir is not None:
                 recipe = EncoderRecipe.load(model_dir)
@@ -279,8 +284,13 @@ class ExperimentRunner:
 
     def _evaluate(self, encoder: VLMEncoder, model_key: str, data: TaskData) -> EvalResult:
         items = data.items()
+        accelerator = None
+        if self.processes.count > 1:  # shard the encoding over the processes, gather the embeddings
+            from accelerate import Accelerator
+
+            accelerator = Accelerator()
         evaluator = Evaluator(encoder, lambda i: items[i].example(), batch_size=self.exp.eval_batch_size,
-                              cache=self.cache, model_key=model_key, progress=self.progress)
+                              cache=self.cache, model_key=model_key, progress=self.progress, accelerator=accelerator)
         return evaluator.evaluate(data.eval_tasks())
 
 
