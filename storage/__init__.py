@@ -25,7 +25,7 @@ from storage.records import (
     config_hash,
 )
 from storage.schema import SCHEMA_VERSION
-from storage.writer import StoreWriter
+from storage.writer import MergeReport, StoreWriter
 
 __all__ = [
     "EXAMPLE_QUERIES",
@@ -46,6 +46,7 @@ __all__ = [
     "StoreMissingError",
     "StoreReader",
     "StoreSchemaError",
+    "MergeReport",
     "StoreWriter",
     "TrainLogRecord",
     "config_hash",

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -41,6 +42,15 @@ MODEL_COLUMNS = ("model", "variant", "family", "display_name", "paradigm", "atte
 
 
 # Every table keyed by run besides `runs` itself: what a run brings with it.
+@dataclass(frozen=True)
+class MergeReport:
+    """What `StoreWriter.merge_store` did with each run of the other store."""
+
+    added: list[str]
+    unchanged: list[str]  # already here with the same contents
+    conflicting: list[str]  # here with other contents: left alone
+
+
 RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment")
 
 
@@ -393,6 +403,40 @@ class StoreWriter:
         finally:
             self.con.unregister("merged_runs")
             self.con.execute("DETACH other")
+
+    def merge_store(self, other: str | os.PathLike) -> MergeReport:
+        """Bring every run of another store (e.g. written on another machine) into this one.
+
+        Idempotent: a run already here with the same contents is left as it is. A run id present on
+        both sides with different contents (configuration, status or scores) is reported and left
+        alone. A store of another schema version is refused.
+        """
+        assert self.con is not None, "writer is closed"
+        other = Path(other)
+        if not other.is_file():
+            raise FileNotFoundError(f"{other}: no such store to merge; check the path")
+        if other.resolve() == self.path.resolve():
+            raise ValueError(f"{other} is the store being merged into; name another store")
+        self.con.execute("ATTACH ? AS other (READ_ONLY)", [str(other)])
+        try:
+            version = stored_version(self.con, "other")
+            if version != SCHEMA_VERSION:
+                raise ValueError(f"{other} has schema version {version}, this store {SCHEMA_VERSION}; "
+                                 f"run `vlmembed migrate --store {other}` on it first (or upgrade vlmembed)")
+            fingerprint = """SELECT r.run_id, md5(concat_ws('|', r.config_hash, r.status, r.train_samples,
+                                 (SELECT string_agg(concat_ws(':', s.dataset, s.metric, s.value), ','
+                                                    ORDER BY s.dataset, s.metric) FROM {c}scores s
+                                  WHERE s.run_id = r.run_id))) AS f FROM {c}runs r"""
+            theirs = dict(self.con.execute(fingerprint.format(c="other.")).fetchall())
+            ours = dict(self.con.execute(fingerprint.format(c="")).fetchall())
+        finally:
+            self.con.execute("DETACH other")
+        report = MergeReport(
+            added=sorted(r for r in theirs if r not in ours),
+            unchanged=sorted(r for r in theirs if ours.get(r) == theirs[r]),
+            conflicting=sorted(r for r in theirs if r in ours and ours[r] != theirs[r]))
+        self.merge_runs(other, report.added)
+        return report
 
     def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         """For storage's own modules (e.g. paper import checks); not a public SQL door."""

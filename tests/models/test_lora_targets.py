@@ -45,7 +45,7 @@ def test_default_fine_tuning_trains_exactly_the_lm_projections_and_the_named_vis
     vision = {n for n in adapted if _in_vision(n, spec.vision_modules)}
     language = adapted - vision
     assert {n.split(".")[-1] for n in language} == set(LM_PROJECTIONS)
-    assert not any("lm_head" in n or "head" == n.split(".")[-1] for n in adapted)
+    assert not any("lm_head" in n or n.split(".")[-1] == "head" for n in adapted)
     if family == "mmada":  # its MAGVIT-v2 stays frozen, as in the paper's default
         assert not spec.trains_vision and not vision
         assert not any(p.requires_grad for n, p in encoder.named_parameters() if n.startswith("vq_model"))
