@@ -1,0 +1,89 @@
+"""Peak memory of one live-search upload: an 88-megapixel PNG of a few hundred KB.
+
+    python bench/bench_upload_memory.py [--concurrent 3] [--megapixels 88]
+
+Each case runs in a fresh child process, which imports the search code, notes its RSS,
+then does what the engine does with an upload before any encoder sees it (check and open
+the file, `Query.build`; the stored-query key, `Query.content_key`), one upload or
+`--concurrent` at once in threads. The child reports its peak RSS (`ru_maxrss`) and the
+growth over its RSS after the imports. Results go to bench/results/upload_memory.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "upload_memory.json"
+
+CHILD = """
+import json, resource, sys, threading
+from pipeline.search.query import Query, QueryError
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+base = rss_mb()
+outcomes = []
+def one():
+    try:
+        Query.build(text="a photo", image=sys.argv[1]).content_key()
+        outcomes.append("searched")
+    except QueryError as exc:
+        outcomes.append("refused: " + str(exc))
+threads = [threading.Thread(target=one) for _ in range(int(sys.argv[2]))]
+for t in threads: t.start()
+for t in threads: t.join()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"rss_after_imports_mb": round(base), "peak_rss_mb": round(peak),
+                  "growth_mb": round(peak - base), "outcomes": sorted(set(outcomes))}))
+"""
+
+
+def write_big_png(path: Path, megapixels: float) -> Path:
+    """A mostly flat RGB PNG (compresses to a few hundred KB) of about `megapixels` MP."""
+    from PIL import Image, ImageDraw
+
+    width = 11_000
+    height = int(megapixels * 1e6 / width)
+    image = Image.new("RGB", (width, height), (200, 220, 240))
+    ImageDraw.Draw(image).rectangle([1000, 1000, 4000, 3000], fill=(200, 40, 40))
+    image.save(path, format="PNG")
+    return path
+
+
+def measure(image: Path, concurrent: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(image), str(concurrent)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrent", type=int, default=3)
+    parser.add_argument("--megapixels", type=float, default=88.0)
+    parser.add_argument("--label", default="current", help="key of this measurement in the results file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        image = write_big_png(Path(tmp) / "big.png", args.megapixels)
+        result = {"file_kb": round(image.stat().st_size / 1024), "one": measure(image, 1),
+                  f"concurrent_{args.concurrent}": measure(image, args.concurrent)}
+    result.update(megapixels=args.megapixels, cpu_count=os.cpu_count(), machine=platform.machine(),
+                  at=datetime.now(UTC).isoformat(timespec="seconds"))
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    saved[args.label] = result
+    RESULTS.write_text(json.dumps(saved, indent=1) + "\n")
+    sys.stdout.write(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
