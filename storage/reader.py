@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from storage.errors import StoreCorruptError, StoreMissingError, StoreSchemaError
+from storage.errors import StoreCorruptError, StoreError, StoreMissingError
 from storage.migrations import check_readable
 
 log = logging.getLogger(__name__)
@@ -29,31 +29,57 @@ SAFE_SETTINGS = ("SET enable_external_access = false", "SET lock_configuration =
 CATALOG = "store"
 
 
-def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+def _fd_path(fd: int) -> str:
+    """A path that opens exactly the file behind `fd`, even after a writer swapped another in."""
+    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else ""
+
+
+def _check_complete(con: duckdb.DuckDBPyConnection, path: Path, size: int) -> None:
+    """A truncated copy attaches fine and fails at its first read of a missing block: compare the
+    file's size with what its own header says it holds (three 4 KiB headers, then the blocks)."""
+    row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size() WHERE database_name = ?",
+                      [CATALOG]).fetchone()
+    expected = 3 * 4096 + int(row[0]) * int(row[1]) if row else 0
+    if size < expected:
+        raise StoreCorruptError(path, f"the file is truncated: {size:,} of {expected:,} bytes")
+
+
+def new_connection(memory_limit: str, threads: int, spill: bool = True) -> duckdb.DuckDBPyConnection:
+    """An in-memory database that never loads extensions; without `spill`, it never writes to disk either
+    (DuckDB's temp directory is off, so a query over the memory limit fails instead of spilling)."""
+    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+              "memory_limit": memory_limit, "threads": int(threads)}
+    if not spill:
+        config["temp_directory"] = ""
+    return duckdb.connect(":memory:", config=config)
+
+
+def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2, source: str | None = None,
+                   spill: bool = True) -> duckdb.DuckDBPyConnection:
     """A locked-down read-only connection to a valid, current store (or a clear error).
 
     The store is ATTACHed to a fresh in-memory database rather than opened with
     `duckdb.connect(path)`: DuckDB caches instances by path, which would keep serving
-    the old file after a writer swaps a new one in.
+    the old file after a writer swaps a new one in. `source` is what to attach when it is
+    not `path` itself (an open file descriptor's /proc path: the file this reader checked).
     """
     if not path.is_file():
         raise StoreMissingError(path)
-    if path.stat().st_size == 0:
+    size = path.stat().st_size if not source else os.stat(source).st_size
+    if size == 0:
         raise StoreCorruptError(path, "the file is empty")
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                              "autoload_known_extensions": False})
+    con = new_connection(memory_limit, threads, spill)
     try:
-        con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [str(path)])
+        con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [source or str(path)])
         con.execute(f"USE {CATALOG}")
+        _check_complete(con, path, size)
         check_readable(con, str(path))
-    except StoreSchemaError:
+    except StoreError:
         con.close()
         raise
     except duckdb.Error as exc:
         con.close()
         raise StoreCorruptError(path, str(exc).splitlines()[0]) from exc
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute(f"SET threads = {int(threads)}")
     for statement in SAFE_SETTINGS:
         con.execute(statement)
     return con
@@ -67,33 +93,64 @@ class StoreReader:
         self.memory_limit = memory_limit
         self._lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
+        self._fd: int | None = None  # the file _db reads, held open so a console can attach the same one
         self._stamp: tuple[int, int, int] | None = None
+        self._rejected: tuple[int, int, int] | None = None  # a swapped-in file that failed its checks
         self._reconnect_if_swapped()
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
+        except OSError:  # absent, or a path through a regular file
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _open_checked(self) -> tuple[duckdb.DuckDBPyConnection, int, tuple[int, int, int] | None]:
+        """(connection, open descriptor, stamp) of the file now at `path`, all of the same file."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            # unreadable here: the plain path gives the matching StoreError, or serves without a descriptor
+            return open_read_only(self.path, self.memory_limit), -1, self._file_stamp()
+        try:
+            st = os.fstat(fd)
+            con = open_read_only(self.path, self.memory_limit, source=_fd_path(fd) or None)
+        except BaseException:
+            os.close(fd)
+            raise
+        return con, fd, (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _reconnect_if_swapped(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             stamp = self._file_stamp()
-            if self._db is not None and stamp == self._stamp:
-                return self._db
-            if stamp is None and self._db is not None:
-                return self._db  # the file is mid-swap or was removed: keep serving what we have
+            if self._db is not None and stamp in (self._stamp, self._rejected, None):
+                return self._db  # unchanged, already refused, or mid-swap / removed: keep serving what we have
             try:
-                fresh = open_read_only(self.path, self.memory_limit)
-            except (StoreCorruptError, StoreSchemaError, StoreMissingError):
+                fresh, fd, stamp = self._open_checked()
+            except StoreError as exc:
                 if self._db is None:
                     raise
-                log.warning("new store file at %s is not readable yet; serving the previous one", self.path)
+                self._rejected = stamp
+                log.warning("refused the new store file at %s, still serving the previous one: %s", self.path, exc)
                 return self._db
             # The old connection is dropped, not closed: cursors still running on it keep it alive.
-            self._db, self._stamp = fresh, stamp
+            if self._fd is not None:
+                os.close(self._fd)
+            self._db, self._fd, self._stamp, self._rejected = fresh, fd, stamp, None
             return fresh
+
+    def isolated_connection(self, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the file this reader serves (the last good one): a fresh in-memory
+        database, so nothing done on it is seen by any other connection, and no spilling to disk."""
+        self._reconnect_if_swapped()
+        with self._lock:
+            fd = os.dup(self._fd) if self._fd is not None and self._fd >= 0 else None
+        try:
+            source = _fd_path(fd) if fd is not None else None
+            return open_read_only(self.path, memory_limit, threads, source=source or None, spill=False)
+        finally:
+            if fd is not None:
+                os.close(fd)  # DuckDB opened the file itself; the duplicate is no longer needed
 
     @property
     def version(self) -> tuple[int, int, int] | None:
@@ -117,7 +174,9 @@ class StoreReader:
         with self._lock:
             if self._db is not None:
                 self._db.close()
-            self._db = None
+            if self._fd is not None and self._fd >= 0:
+                os.close(self._fd)
+            self._db, self._fd = None, None
 
     # -- catalogue -----------------------------------------------------------------------
     def models(self) -> pd.DataFrame:
