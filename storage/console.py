@@ -82,10 +82,10 @@ class ConsoleResult:
     def note(self) -> str:
         """What the cut was, in words ("" when nothing was cut)."""
         if self.truncated_by == "bytes":
-            return (f"truncated at {len(self.rows)} rows: the result is over the {self.max_bytes / 2**20:g} MB cap "
+            return (f"truncated: cut at {len(self.rows)} rows, the result is over the {self.max_bytes / 2**20:g} MB cap "
                     "(select fewer or narrower columns, or add a LIMIT)")
         if self.truncated_by == "rows":
-            return f"truncated at {len(self.rows)} rows (raise the row cap or add a LIMIT)"
+            return f"truncated: cut at {len(self.rows)} rows (raise the row cap or add a LIMIT)"
         return ""
 
 

@@ -18,8 +18,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from storage.errors import StoreCorruptError, StoreError, StoreMissingError
+from storage.errors import StoreCorruptError, StoreError, StoreLocationError, StoreMissingError
 from storage.migrations import check_readable
+from storage.paths import blocking_file
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,11 @@ def _fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else ""
 
 
-def _check_complete(con: duckdb.DuckDBPyConnection, path: Path, size: int) -> None:
+def check_complete(con: duckdb.DuckDBPyConnection, path: Path, size: int, catalog: str = CATALOG) -> None:
     """A truncated copy attaches fine and fails at its first read of a missing block: compare the
     file's size with what its own header says it holds (three 4 KiB headers, then the blocks)."""
     row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size() WHERE database_name = ?",
-                      [CATALOG]).fetchone()
+                      [catalog]).fetchone()
     expected = 3 * 4096 + int(row[0]) * int(row[1]) if row else 0
     if size < expected:
         raise StoreCorruptError(path, f"the file is truncated: {size:,} of {expected:,} bytes")
@@ -63,6 +64,9 @@ def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2, sour
     the old file after a writer swaps a new one in. `source` is what to attach when it is
     not `path` itself (an open file descriptor's /proc path: the file this reader checked).
     """
+    blocker = blocking_file(path)
+    if blocker is not None:
+        raise StoreLocationError(path, blocker)
     if not path.is_file():
         raise StoreMissingError(path)
     size = path.stat().st_size if not source else os.stat(source).st_size
@@ -72,7 +76,7 @@ def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2, sour
     try:
         con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [source or str(path)])
         con.execute(f"USE {CATALOG}")
-        _check_complete(con, path, size)
+        check_complete(con, path, size)
         check_readable(con, str(path))
     except StoreError:
         con.close()
@@ -167,6 +171,9 @@ class StoreReader:
         cur = self.cursor()
         try:
             return cur.execute(sql, list(params or [])).df()
+        except (duckdb.IOException, duckdb.InternalException) as exc:
+            # a block that cannot be read (damaged after it was opened): the store's problem, said in one line
+            raise StoreCorruptError(self.path, str(exc).strip().splitlines()[0]) from exc
         finally:
             cur.close()
 

@@ -162,7 +162,7 @@ def test_results_are_capped_in_bytes_with_a_note(reader, sql, rows):
 
 def test_row_cap_note(reader):
     result = run_query(reader, "SELECT * FROM range(50)", max_rows=10)
-    assert result.truncated_by == "rows" and result.note() == "truncated at 10 rows (raise the row cap or add a LIMIT)"
+    assert result.truncated_by == "rows" and result.note() == "truncated: cut at 10 rows (raise the row cap or add a LIMIT)"
     assert run_query(reader, "SELECT 1").note() == ""
 
 
