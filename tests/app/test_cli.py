@@ -22,7 +22,11 @@ class FakeProcess:
     started: list[FakeProcess] = []
 
     def __init__(self, command, **kwargs):
-        self.command, self.terminated, self.pid = command, False, 4242
+        import threading
+
+        # a pid no process can have (above any pid_max), so no real process group is ever signalled
+        self.command, self.terminated, self.pid = command, False, 2**31 - 1
+        self._stopped = threading.Event()
         FakeProcess.started.append(self)
 
     def poll(self):
@@ -30,6 +34,13 @@ class FakeProcess:
 
     def terminate(self):
         self.terminated = True
+        self._stopped.set()
+
+    kill = terminate
+
+    def wait(self):
+        self._stopped.wait()
+        return -15
 
 
 def test_missing_store_is_built_from_the_paper_then_served(tmp_path, launched, capsys):
