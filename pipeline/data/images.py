@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import warnings
 from pathlib import Path
@@ -82,19 +81,19 @@ def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 
 
 def _shrink(image: Image.Image, max_side: int) -> Image.Image:
-    """The image reduced by a whole factor to at most `max_side` a side (a box filter, no big copy);
-    modes `reduce` does not handle (1, P, I;16 ...) are first converted to one it does."""
-    factor = math.ceil(max(image.size) / max_side)
-    if factor <= 1:
+    """The image fitted into `max_side` a side (`thumbnail` reduces by a whole factor first, then
+    resamples, so no big intermediate copy); modes resampling does not handle (1, P, I;16 ...) are
+    first converted to one it does."""
+    if max(image.size) <= max_side:
         return image
     if getattr(image, "is_animated", False):
         image.seek(0)
     exif = image.getexif()
     if image.mode not in ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F"):
         image = image.convert("RGBA" if image.mode in ("P", "PA") else "F" if image.mode.startswith("I;16") else "L")
-    small = image.reduce(factor)
-    small.info["exif"] = exif.tobytes()  # keep the orientation for prepare_image's exif_transpose
-    return small
+    image.thumbnail((max_side, max_side), reducing_gap=2.0)  # in place: the image is open_image's own
+    image.info["exif"] = exif.tobytes()  # keep the orientation for prepare_image's exif_transpose
+    return image
 
 
 def _check_pixels(image: Image.Image, name: str, max_pixels: int) -> None:
