@@ -125,10 +125,18 @@ class StoreWriter:
         self._changed = False  # whether the working copy differs from the published file
         self._open(fresh)
 
+    @classmethod
+    def check(cls, path: str | os.PathLike) -> None:
+        """Raise the StoreError a writer of `path` would meet (busy, read-only, corrupt, newer schema ...),
+        changing nothing: for commands that work a long time before they write."""
+        cls(path).abort()
+
     # -- lifecycle ----------------------------------------------------------------------
     def _open(self, fresh: bool) -> None:
         self._work.unlink(missing_ok=True)
         copied = self.path.exists() and not fresh
+        if copied and self.path.stat().st_size == 0:
+            raise StoreCorruptError(self.path, "the file is empty")  # as readers say; --fresh writes over it
         if copied:
             shutil.copyfile(self.path, self._work)
         try:
@@ -139,7 +147,8 @@ class StoreWriter:
             self._changed = not copied or found < SCHEMA_VERSION  # created or migrated
         except duckdb.Error as exc:
             self._discard()
-            raise StoreCorruptError(self.path, str(exc).splitlines()[0]) from exc
+            reason = str(exc).splitlines()[0].replace(str(self._work), str(self.path))  # name the user's file
+            raise StoreCorruptError(self.path, reason) from exc
         except BaseException:
             self._discard()
             raise
