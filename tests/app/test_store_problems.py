@@ -170,7 +170,7 @@ RUNNER = textwrap.dedent("""
 
 def _read_only_run(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
     script = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} {folder} && "
-              f'exec "$0" -c "$1" "$@"')
+              'code="$1"; shift; exec "$0" -c "$code" "$@"')
     return subprocess.run(["unshare", "-m", "sh", "-c", script, sys.executable, RUNNER, *argv], capture_output=True,
                           text=True, cwd=ROOT, env={**_env(), "PYTHONPATH": str(ROOT)}, timeout=300)
 
