@@ -1,10 +1,11 @@
 """The SQL console: any read query over the store, and nothing else.
 
 Safety comes from DuckDB itself: every query runs on a connection of its own
-(`StoreReader.isolated_connection`): a fresh in-memory database with the store attached
+(`StoreReader.isolated_connection`) to a read-only host database with the store attached
 read-only, external access off (no file or URL readers, COPY, ATTACH, INSTALL/LOAD), the
-configuration locked (no SET / PRAGMA), a memory limit and no spilling to disk. Nothing a
-query does outlives it, so no request sees another's. On top of that we accept exactly one
+configuration locked (no SET / PRAGMA), a memory limit and no spilling to disk. The only
+writable catalog is the connection's own `temp`, closed with it, so no request sees
+another's. On top of that we accept exactly one
 statement of a reading kind, typed by DuckDB's own parser: EXPLAIN [ANALYZE] only of a
 SELECT, whose type is checked the same way. A watchdog thread `interrupt()`s the query at
 its time limit or when the caller says it is no longer wanted (a closed browser tab), and
@@ -25,8 +26,6 @@ from storage.reader import StoreReader
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_BYTES = 20 * 2**20
-CONSOLE_MEMORY_LIMIT = "256MB"  # per query; DuckDB stops a query over it with a one-line error
-CONSOLE_THREADS = 1  # one core per query, so a few heavy queries cannot starve a light one
 FETCH_CHUNK = 256
 
 EXAMPLE_QUERIES = {
@@ -199,7 +198,7 @@ def run_query(reader: StoreReader, sql: str, max_rows: int = DEFAULT_MAX_ROWS, t
     if refusal:
         return ConsoleResult(error=refusal)
     start = time.perf_counter()
-    con = reader.isolated_connection(CONSOLE_MEMORY_LIMIT, CONSOLE_THREADS)
+    con = reader.isolated_connection()
     watchdog = _Watchdog(con, timeout_s, cancelled)
     try:
         con.execute(sql)

@@ -8,8 +8,11 @@ file alive), so a swap never breaks a reader mid-query.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,11 +33,6 @@ SAFE_SETTINGS = ("SET enable_external_access = false", "SET lock_configuration =
 CATALOG = "store"
 
 
-def _fd_path(fd: int) -> str:
-    """A path that opens exactly the file behind `fd`, even after a writer swapped another in."""
-    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else ""
-
-
 def check_complete(con: duckdb.DuckDBPyConnection, path: Path, size: int, catalog: str = CATALOG) -> None:
     """A truncated copy attaches fine and fails at its first read of a missing block: compare the
     file's size with what its own header says it holds (three 4 KiB headers, then the blocks).
@@ -48,36 +46,52 @@ def check_complete(con: duckdb.DuckDBPyConnection, path: Path, size: int, catalo
         raise StoreCorruptError(path, f"the file is truncated: {size:,} bytes where its header counts {needed:,}")
 
 
-def new_connection(memory_limit: str, threads: int, spill: bool = True) -> duckdb.DuckDBPyConnection:
-    """An in-memory database that never loads extensions; without `spill`, it never writes to disk either
-    (DuckDB's temp directory is off, so a query over the memory limit fails instead of spilling)."""
-    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-              "memory_limit": memory_limit, "threads": int(threads)}
-    if not spill:
-        config["temp_directory"] = ""
-    return duckdb.connect(":memory:", config=config)
+_HOSTS: list[Path] = []  # this process's folder for empty host databases, made on first use
+_HOSTS_LOCK = threading.Lock()
 
 
-def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2, source: str | None = None,
-                   spill: bool = True) -> duckdb.DuckDBPyConnection:
+def _read_only_host(config: dict) -> duckdb.DuckDBPyConnection:
+    """A connection to an empty database file opened read-only, to attach the store to.
+
+    Not `:memory:`: an in-memory host is a writable catalog (`memory`) shared by every cursor, so a
+    table made by one request would be seen by the next. On a read-only host the only writable
+    catalog is each cursor's own `temp`, gone when the cursor closes. Each connection gets a file of
+    its own (DuckDB shares one instance per path), unlinked once open: nothing is left behind.
+    """
+    with _HOSTS_LOCK:
+        if not _HOSTS:
+            _HOSTS.append(Path(tempfile.mkdtemp(prefix="vlmembed-host-")))
+            atexit.register(shutil.rmtree, _HOSTS[0], True)
+        fd, name = tempfile.mkstemp(dir=_HOSTS[0], suffix=".duckdb")
+    os.close(fd)
+    os.unlink(name)  # DuckDB refuses an existing empty file; it writes a fresh one's headers itself
+    duckdb.connect(name).close()
+    try:
+        return duckdb.connect(name, read_only=True, config=config)
+    finally:
+        os.unlink(name)
+
+
+def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
     """A locked-down read-only connection to a valid, current store (or a clear error).
 
-    The store is ATTACHed to a fresh in-memory database rather than opened with
-    `duckdb.connect(path)`: DuckDB caches instances by path, which would keep serving
-    the old file after a writer swaps a new one in. `source` is what to attach when it is
-    not `path` itself (an open file descriptor's /proc path: the file this reader checked).
+    The store is ATTACHed to a fresh host database rather than opened with `duckdb.connect(path)`:
+    DuckDB caches instances by path, which would keep serving the old file after a writer swaps a
+    new one in. The host is read-only too (`_read_only_host`), extensions are never loaded, and
+    nothing spills to disk (no temp directory: a query over the memory limit fails instead).
     """
     blocker = blocking_file(path)
     if blocker is not None:
         raise StoreLocationError(path, blocker)
     if not path.is_file():
         raise StoreMissingError(path)
-    size = path.stat().st_size if not source else os.stat(source).st_size
+    size = path.stat().st_size
     if size == 0:
         raise StoreCorruptError(path, "the file is empty")
-    con = new_connection(memory_limit, threads, spill)
+    con = _read_only_host({"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                           "memory_limit": memory_limit, "threads": int(threads), "temp_directory": ""})
     try:
-        con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [source or str(path)])
+        con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [str(path)])
         con.execute(f"USE {CATALOG}")
         check_complete(con, path, size)
         check_readable(con, str(path))
@@ -100,7 +114,6 @@ class StoreReader:
         self.memory_limit = memory_limit
         self._lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
-        self._fd: int | None = None  # the file _db reads, held open so a console can attach the same one
         self._stamp: tuple[int, int, int] | None = None
         self._rejected: tuple[int, int, int] | None = None  # a swapped-in file that failed its checks
         self._reconnect_if_swapped()
@@ -112,28 +125,13 @@ class StoreReader:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _open_checked(self) -> tuple[duckdb.DuckDBPyConnection, int, tuple[int, int, int] | None]:
-        """(connection, open descriptor, stamp) of the file now at `path`, all of the same file."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
-            # unreadable here: the plain path gives the matching StoreError, or serves without a descriptor
-            return open_read_only(self.path, self.memory_limit), -1, self._file_stamp()
-        try:
-            st = os.fstat(fd)
-            con = open_read_only(self.path, self.memory_limit, source=_fd_path(fd) or None)
-        except BaseException:
-            os.close(fd)
-            raise
-        return con, fd, (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def _reconnect_if_swapped(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             stamp = self._file_stamp()
             if self._db is not None and stamp in (self._stamp, self._rejected, None):
                 return self._db  # unchanged, already refused, or mid-swap / removed: keep serving what we have
             try:
-                fresh, fd, stamp = self._open_checked()
+                fresh = open_read_only(self.path, self.memory_limit)
             except StoreError as exc:
                 if self._db is None:
                     raise
@@ -141,23 +139,13 @@ class StoreReader:
                 log.warning("refused the new store file at %s, still serving the previous one: %s", self.path, exc)
                 return self._db
             # The old connection is dropped, not closed: cursors still running on it keep it alive.
-            if self._fd is not None:
-                os.close(self._fd)
-            self._db, self._fd, self._stamp, self._rejected = fresh, fd, stamp, None
+            self._db, self._stamp, self._rejected = fresh, stamp, None
             return fresh
 
-    def isolated_connection(self, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
-        """A connection of its own to the file this reader serves (the last good one): a fresh in-memory
-        database, so nothing done on it is seen by any other connection, and no spilling to disk."""
-        self._reconnect_if_swapped()
-        with self._lock:
-            fd = os.dup(self._fd) if self._fd is not None and self._fd >= 0 else None
-        try:
-            source = _fd_path(fd) if fd is not None else None
-            return open_read_only(self.path, memory_limit, threads, source=source or None, spill=False)
-        finally:
-            if fd is not None:
-                os.close(fd)  # DuckDB opened the file itself; the duplicate is no longer needed
+    def isolated_connection(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own (a DuckDB cursor) to the last good file: its only writable catalog is
+        its own `temp`, dropped when it is closed, so nothing done on it is seen by any other."""
+        return self.cursor()
 
     @property
     def version(self) -> tuple[int, int, int] | None:
@@ -184,9 +172,7 @@ class StoreReader:
         with self._lock:
             if self._db is not None:
                 self._db.close()
-            if self._fd is not None and self._fd >= 0:
-                os.close(self._fd)
-            self._db, self._fd = None, None
+            self._db = None
 
     # -- catalogue -----------------------------------------------------------------------
     def models(self) -> pd.DataFrame:

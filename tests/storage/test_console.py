@@ -128,17 +128,23 @@ def test_explain_of_a_select_shows_a_plan_and_analyze_runs_it(reader):
 
 
 def test_nothing_one_request_does_is_seen_by_another(reader):
-    """Each query gets its own database: even a change made on one connection directly (past the
-    console's checks) is gone for the next."""
-    first = reader.isolated_connection("64MB", 1)
-    first.execute("CREATE TABLE memory.main.pwn AS SELECT 42 AS x")
-    assert first.execute("SELECT x FROM memory.main.pwn").fetchall() == [(42,)]
-    second = reader.isolated_connection("64MB", 1)
+    """Even past the console's checks, on a connection directly: the host database and the store are
+    read-only, there is no `memory` catalog, and `temp` belongs to one connection and closes with it."""
+    first = reader.isolated_connection()
+    for statement in ("CREATE TABLE memory.main.pwn AS SELECT 1", "CREATE TABLE store.main.pwn AS SELECT 1",
+                      "CREATE SCHEMA evil"):
+        with pytest.raises(duckdb.Error):
+            first.execute(statement)
+    first.execute("CREATE TEMP TABLE pwn AS SELECT 42 AS x")
+    first.execute("SET VARIABLE secret = 'mine'")
+    assert first.execute("SELECT x FROM pwn").fetchall() == [(42,)]
+    second = reader.isolated_connection()
     with pytest.raises(duckdb.CatalogException):
-        second.execute("SELECT x FROM memory.main.pwn")
+        second.execute("SELECT x FROM pwn")
+    assert second.execute("SELECT getvariable('secret')").fetchall() == [(None,)]
     first.close()
     second.close()
-    assert "does not exist" in run_query(reader, "SELECT * FROM memory.main.pwn").error
+    assert "does not exist" in run_query(reader, "SELECT * FROM temp.main.pwn").error
 
 
 def test_queries_never_spill_to_disk(reader, tmp_path, monkeypatch):
