@@ -13,7 +13,6 @@ Results go to bench/results/console_fairness.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.labelled import save_labelled  # noqa: E402 - after the path that finds it
 
 RESULTS = ROOT / "bench" / "results" / "console_fairness.json"
 LIGHT = "SELECT count(*) AS n FROM runs"
@@ -91,10 +92,7 @@ def main() -> int:
               "meets_target_1s": max(busy) < TARGET_S, "heavy_outcomes": sorted(set(outcomes)),
               "threads_alive_after": threading.active_count(), "cpu_count": os.cpu_count(),
               "machine": platform.machine(), "at": datetime.now(UTC).isoformat(timespec="seconds")}
-    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    saved[args.label] = result
-    RESULTS.write_text(json.dumps(saved, indent=1) + "\n")
-    sys.stdout.write(json.dumps(result, indent=1) + "\n")
+    save_labelled(RESULTS, args.label, result)
     return 0
 
 

@@ -24,6 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.labelled import save_labelled  # noqa: E402 - after the path that finds it
+
 RESULTS = ROOT / "bench" / "results" / "upload_memory.json"
 
 CHILD = """
@@ -86,10 +90,7 @@ def main() -> int:
                             f"concurrent_{args.concurrent}": measure(image, args.concurrent, args.root)}
     result.update(cpu_count=os.cpu_count(), machine=platform.machine(),
                   at=datetime.now(UTC).isoformat(timespec="seconds"))
-    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    saved[args.label] = result
-    RESULTS.write_text(json.dumps(saved, indent=1) + "\n")
-    sys.stdout.write(json.dumps(result, indent=1) + "\n")
+    save_labelled(RESULTS, args.label, result)
     return 0
 
 

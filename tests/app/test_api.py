@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -20,6 +21,18 @@ pytestmark = pytest.mark.timeout(120)
 def _serve(path):
     blocks, url = launch(path, port=free_port(), block=False, poll_s=0.5)
     return blocks, Client(url, verbose=False)
+
+
+@contextlib.contextmanager
+def _serve_copy(store, tmp_path):
+    """(path, client) of the app served over a copy of `store` that the test may change."""
+    path = tmp_path / "store.duckdb"
+    shutil.copyfile(store, path)
+    blocks, client = _serve(path)
+    try:
+        yield path, client
+    finally:
+        blocks.close()
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +148,7 @@ def test_sql_bad_sql_and_limits(client):
 
 
 def test_new_runs_appear_without_restart(mixed_store_file, tmp_path):
-    path = tmp_path / "store.duckdb"
-    shutil.copyfile(mixed_store_file, path)
-    blocks, client = _serve(path)
-    try:
+    with _serve_copy(mixed_store_file, tmp_path) as (path, client):
         old_version, _ = client.predict("", api_name="/store_version")
         before, *_ = table_for(client, sources=["pipeline"], task="classification")
         assert "Qwen2.5-VL" not in before.columns
@@ -150,8 +160,6 @@ def test_new_runs_appear_without_restart(mixed_store_file, tmp_path):
         assert list(after.dropna()["dataset"]) and "Qwen2.5-VL" in after.columns
         _, _, _, _, overview = client.predict("pipeline", api_name="/overview")
         assert "Qwen2.5-VL" in set(frame(overview)["model"])
-    finally:
-        blocks.close()
 
 
 def test_missing_store_is_a_message_then_appears(mixed_store_file, tmp_path):
@@ -193,10 +201,7 @@ def test_a_bad_file_swapped_in_under_the_app_is_refused(mixed_store_file, tmp_pa
     """A truncated copy published over the store: every view keeps serving the last good version."""
     import os
 
-    path = tmp_path / "store.duckdb"
-    shutil.copyfile(mixed_store_file, path)
-    blocks, client = _serve(path)
-    try:
+    with _serve_copy(mixed_store_file, tmp_path) as (path, client):
         version, _ = client.predict("", api_name="/store_version")
         before, *_ = table_for(client)
         cut = tmp_path / "cut.duckdb"
@@ -210,5 +215,3 @@ def test_a_bad_file_swapped_in_under_the_app_is_refused(mixed_store_file, tmp_pa
         assert after.equals(before)
         status, result = client.predict("SELECT count(*) AS n FROM runs", 10, 5, api_name="/sql")
         assert status.startswith("1 rows") and frame(result)["n"][0] == 21
-    finally:
-        blocks.close()
