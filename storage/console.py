@@ -126,9 +126,11 @@ def _refusal(sql: str) -> str | None:
             inner_kinds = [s.type for s in duckdb.extract_statements(inner)] if inner.strip() else []
         except (duckdb.Error, ValueError):
             inner_kinds = []
+        if not inner_kinds:
+            return "EXPLAIN needs one SELECT after it, e.g. EXPLAIN SELECT * FROM runs."
         if inner_kinds != [duckdb.StatementType.SELECT]:
-            named = _kind_name(inner_kinds[0]) if inner_kinds else "that"
-            return f"The console only reads: EXPLAIN of a {named} statement is refused. EXPLAIN a SELECT instead."
+            return (f"The console only reads: EXPLAIN of a {_kind_name(inner_kinds[0])} statement is refused. "
+                    "EXPLAIN a SELECT instead.")
         return None
     if kind != duckdb.StatementType.SELECT:
         return f"The console only reads: {_kind_name(kind)} statements are refused. Use SELECT (or EXPLAIN)."

@@ -98,6 +98,9 @@ CHANGES = {
     "call": "CALL pragma_version()",
     "pivot": "PIVOT (SELECT 1 AS a) ON a USING count(*)",
     "query_function": "SELECT * FROM query('CREATE TABLE memory.main.pwn AS SELECT 1')",
+    "install": "INSTALL httpfs",
+    "set": "SET threads = 64",
+    "attach_memory": "ATTACH ':memory:' AS scratch",
 }
 EXPLAINED = {
     "explain_analyze": "EXPLAIN ANALYZE {}",
@@ -182,3 +185,9 @@ def test_default_time_limit_is_ten_seconds():
     import inspect
 
     assert inspect.signature(run_query).parameters["timeout_s"].default == 10.0
+
+
+@pytest.mark.parametrize("sql", ["EXPLAIN", "EXPLAIN ANALYZE", "EXPLAIN (FORMAT json)"])
+def test_explain_of_nothing_says_what_to_write(reader, sql):
+    result = run_query(reader, sql)
+    assert not result.ok and "\n" not in result.error and ("SELECT" in result.error or "rror" in result.error)
