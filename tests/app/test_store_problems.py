@@ -8,6 +8,7 @@ those cases are skipped where that is not allowed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -88,6 +89,15 @@ def make_case(case: str, folder: Path, good: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def good_store(request, paper_store) -> Path:
+    """What a case is made from: `search` needs stored embeddings (a session fixture, built only when a
+    search case runs, and before `in_process` stands a fake in for the runner that builds it)."""
+    if request.node.callspec.params["command"] == "search":
+        return request.getfixturevalue("embedded_store").path
+    return paper_store
+
+
 class FakeRunner:
     """`vlmembed run` past its store check: the grid itself is tested elsewhere."""
 
@@ -128,10 +138,8 @@ def _check(command: str, expected: str | None, code: int, err: str, shown: list)
 
 @pytest.mark.parametrize("command", list(ARGS))
 @pytest.mark.parametrize("case", [c for c in EXPECTED if not c.startswith("read-only")])
-def test_store_problem_is_one_line_everywhere(case, command, tmp_path, paper_store, embedded_store, in_process,
-                                              capsys):
-    good = embedded_store.path if command == "search" else paper_store
-    path = make_case(case, tmp_path / "where", good)
+def test_store_problem_is_one_line_everywhere(case, command, tmp_path, good_store, in_process, capsys):
+    path = make_case(case, tmp_path / "where", good_store)
     code = main([ARGS[command][0], "--store", str(path), *ARGS[command][1:]])
     err = capsys.readouterr().err
     _check(command, EXPECTED[case][command], code, err, in_process)
@@ -172,13 +180,7 @@ def _read_only_run(folder: Path, argv: list[str]) -> subprocess.CompletedProcess
     script = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} {folder} && "
               'code="$1"; shift; exec "$0" -c "$code" "$@"')
     return subprocess.run(["unshare", "-m", "sh", "-c", script, sys.executable, RUNNER, *argv], capture_output=True,
-                          text=True, cwd=ROOT, env={**_env(), "PYTHONPATH": str(ROOT)}, timeout=300)
-
-
-def _env() -> dict:
-    import os
-
-    return dict(os.environ)
+                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
 
 
 def _can_mount_read_only(tmp_path: Path) -> bool:
@@ -191,11 +193,11 @@ def _can_mount_read_only(tmp_path: Path) -> bool:
 
 @pytest.mark.parametrize("command", list(ARGS))
 @pytest.mark.parametrize("case", ["read-only-dir", "read-only-dir-no-store"])
-def test_read_only_folder_readers_work_writers_say_so(case, command, tmp_path, paper_store, embedded_store):
+def test_read_only_folder_readers_work_writers_say_so(case, command, tmp_path, good_store):
     if not _can_mount_read_only(tmp_path):
         pytest.skip("no private read-only mount here (needs unshare -m)")
     folder = tmp_path / "shelf"
-    path = make_case(case, folder, embedded_store.path if command == "search" else paper_store)
+    path = make_case(case, folder, good_store)
     done = _read_only_run(folder, [ARGS[command][0], "--store", str(path), *ARGS[command][1:]])
     shown = [line.removeprefix("SHOWN: ") for line in done.stdout.splitlines() if line.startswith("SHOWN: ")]
     _check(command, EXPECTED[case][command], done.returncode, done.stderr,
