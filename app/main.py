@@ -8,6 +8,7 @@ from functools import partial
 
 import gradio as gr
 
+from app.fairness import ConsoleSettings
 from app.store import StoreCache
 from app.tabs import TABS, Context
 from app.urlstate import READY_JS, Params, track_tab
@@ -55,7 +56,7 @@ def _watch_store(blocks: gr.Blocks, store: StoreCache, tabs: gr.Tabs, version: g
                           api_visibility="private", queue=False)
 
 
-def build_app(store_path: str | os.PathLike, poll_s: float = 5.0) -> gr.Blocks:
+def build_app(store_path: str | os.PathLike, poll_s: float = 5.0, console: ConsoleSettings | None = None) -> gr.Blocks:
     """The dashboard for one store file; it picks up newly published runs within `poll_s` seconds."""
     store = StoreCache(store_path)
     with gr.Blocks(title="vlmembed dashboard", analytics_enabled=False) as blocks:
@@ -64,7 +65,7 @@ def build_app(store_path: str | os.PathLike, poll_s: float = 5.0) -> gr.Blocks:
             status = gr.Markdown(elem_id="store-status")
             refresh = gr.Button("Check for new runs", size="sm", scale=0, elem_id="store-refresh")
         version = gr.Textbox(store.version(), visible=False)  # changes when a new store file is published
-        ctx = Context(blocks, store, version)
+        ctx = Context(blocks, store, version, console or ConsoleSettings())
         with gr.Tabs(elem_id="tabs") as tabs:
             for tab in TABS:
                 with gr.Tab(tab.title, id=tab.id, elem_id=f"tab-{tab.id}") as handle:
@@ -76,10 +77,10 @@ def build_app(store_path: str | os.PathLike, poll_s: float = 5.0) -> gr.Blocks:
 
 
 def launch(store_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
-           poll_s: float = 5.0) -> tuple[gr.Blocks, str]:
+           poll_s: float = 5.0, console: ConsoleSettings | None = None) -> tuple[gr.Blocks, str]:
     """Build and serve the dashboard; returns (blocks, local URL). With block=False it runs in a thread."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's startup self-checks, one line each
-    blocks = build_app(store_path, poll_s=poll_s)
+    blocks = build_app(store_path, poll_s=poll_s, console=console)
     _, url, _ = blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
                               ssr_mode=False, show_error=False, theme=THEME, css=CSS,
                               footer_links=["api", "settings"])

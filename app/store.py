@@ -117,6 +117,7 @@ class StoreCache:
         self._lock = threading.Lock()
         self._reader: StoreReader | None = None
         self._snapshot: Snapshot | None = None
+        self._failed: str | None = None  # a version that failed to load (not retried)
 
     def reader(self) -> StoreReader:
         """The open reader; raises storage's StoreError (with its rebuild hint) when there is none."""
@@ -139,10 +140,24 @@ class StoreCache:
                     return self._snapshot
             # After the first open the reader follows swaps itself and keeps serving the last good file.
             version = "-".join(map(str, self._reader.version or ()))
-            if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = Snapshot.load(self._reader, version)
-                log.info("store %s: version %s, %s", self.path, version, self._snapshot.summary())
+            if self._snapshot is None or (version != self._snapshot.version and version != self._failed):
+                self._load(version)
             return self._snapshot
+
+    def _load(self, version: str) -> None:
+        """Read a new version; one that fails half-way is refused and the last good snapshot kept."""
+        try:
+            self._snapshot = Snapshot.load(self._reader, version)
+        except StoreError as exc:
+            self._failed = version
+            if self._snapshot is not None and self._snapshot.ok:
+                log.warning("store %s version %s refused, still serving version %s: %s", self.path, version,
+                            self._snapshot.version, exc)
+                return
+            log.warning("store unreadable: %s", exc)
+            self._snapshot = Snapshot(version=f"error:{version}", error=str(exc))
+            return
+        log.info("store %s: version %s, %s", self.path, version, self._snapshot.summary())
 
     def version(self) -> str:
         return self.snapshot().version

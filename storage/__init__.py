@@ -7,7 +7,9 @@ from storage.errors import (
     StoreBusyError,
     StoreCorruptError,
     StoreError,
+    StoreLocationError,
     StoreMissingError,
+    StoreReadOnlyError,
     StoreSchemaError,
 )
 from storage.paths import default_store_path, vlmembed_home
@@ -43,7 +45,9 @@ __all__ = [
     "StoreBusyError",
     "StoreCorruptError",
     "StoreError",
+    "StoreLocationError",
     "StoreMissingError",
+    "StoreReadOnlyError",
     "StoreReader",
     "StoreSchemaError",
     "MergeReport",

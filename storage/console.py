@@ -1,23 +1,32 @@
 """The SQL console: any read query over the store, and nothing else.
 
-Safety comes from DuckDB itself (see reader.SAFE_SETTINGS): the connection is read-only,
-external access is off (no file or URL readers, COPY, ATTACH, INSTALL/LOAD) and the
-configuration is locked (no SET / PRAGMA). On top of that we accept exactly one
-statement, of a reading kind (parsed by DuckDB, not by string matching), bound its time
-with `interrupt()` from a timer, and fetch at most `max_rows` rows.
+Safety comes from DuckDB itself: every query runs on a connection of its own
+(`StoreReader.isolated_connection`) to a read-only host database with the store attached
+read-only, external access off (no file or URL readers, COPY, ATTACH, INSTALL/LOAD), the
+configuration locked (no SET / PRAGMA), a memory limit and no spilling to disk. The only
+writable catalog is the connection's own `temp`, closed with it, so no request sees
+another's. On top of that we accept exactly one
+statement of a reading kind, typed by DuckDB's own parser: EXPLAIN [ANALYZE] only of a
+SELECT, whose type is checked the same way. A watchdog thread `interrupt()`s the query at
+its time limit or when the caller says it is no longer wanted (a closed browser tab), and
+the result is cut at `max_rows` rows and `max_bytes` bytes.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
 
 from storage.reader import StoreReader
 
-READING_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_BYTES = 20 * 2**20
+FETCH_CHUNK = 256
 
 EXAMPLE_QUERIES = {
     "Per-dataset Precision@1 of the paper's models": (
@@ -62,10 +71,43 @@ class ConsoleResult:
     truncated: bool = False
     elapsed_s: float = 0.0
     error: str | None = None
+    truncated_by: str | None = None  # "rows" or "bytes" when the result was cut
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def note(self) -> str:
+        """What the cut was, in words ("" when nothing was cut)."""
+        if self.truncated_by == "bytes":
+            return (f"truncated: cut at {len(self.rows)} rows, the result is over the {self.max_bytes / 2**20:g} MB cap "
+                    "(select fewer or narrower columns, or add a LIMIT)")
+        if self.truncated_by == "rows":
+            return f"truncated: cut at {len(self.rows)} rows (raise the row cap or add a LIMIT)"
+        return ""
+
+
+def _kind_name(kind) -> str:
+    return str(kind).rsplit(".", 1)[-1]
+
+
+def _explained(statement: str) -> str:
+    """The statement after EXPLAIN, EXPLAIN ANALYZE or EXPLAIN (options), located with DuckDB's tokenizer
+    (comments skipped) so that it can be typed by the parser in turn."""
+    tokens = [(pos, kind) for pos, kind in duckdb.tokenize(statement) if kind != duckdb.token_type.comment]
+    i, depth = 1, 0  # tokens[0] is EXPLAIN itself
+    while i < len(tokens):
+        pos, kind = tokens[i]
+        word = statement[pos:pos + 7].upper()
+        if kind == duckdb.token_type.operator and statement[pos] == "(":
+            depth += 1
+        elif kind == duckdb.token_type.operator and statement[pos] == ")" and depth:
+            depth -= 1
+        elif depth == 0 and not (kind == duckdb.token_type.keyword and word in ("ANALYZE", "ANALYSE")):
+            return statement[pos:]
+        i += 1
+    return ""
 
 
 def _refusal(sql: str) -> str | None:
@@ -73,39 +115,106 @@ def _refusal(sql: str) -> str | None:
         return "Type a query first, e.g. SELECT * FROM v_scores LIMIT 10."
     try:
         statements = duckdb.extract_statements(sql)
-    except duckdb.Error as exc:
+    except (duckdb.Error, ValueError) as exc:  # ValueError: a statement type the Python enum lacks
         return f"Syntax error: {str(exc).splitlines()[0]}"
     if len(statements) != 1:
         return f"One statement at a time, please (got {len(statements)}). Remove the extra ';'."
     kind = statements[0].type
-    if kind not in READING_STATEMENTS:
-        name = str(kind).rsplit(".", 1)[-1]
-        return f"The console only reads: {name} statements are refused. Use SELECT (or EXPLAIN)."
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = _explained(statements[0].query)
+        try:
+            inner_kinds = [s.type for s in duckdb.extract_statements(inner)] if inner.strip() else []
+        except (duckdb.Error, ValueError):
+            inner_kinds = []
+        if not inner_kinds:
+            return "EXPLAIN needs one SELECT after it, e.g. EXPLAIN SELECT * FROM runs."
+        if inner_kinds != [duckdb.StatementType.SELECT]:
+            return (f"The console only reads: EXPLAIN of a {_kind_name(inner_kinds[0])} statement is refused. "
+                    "EXPLAIN a SELECT instead.")
+        return None
+    if kind != duckdb.StatementType.SELECT:
+        return f"The console only reads: {_kind_name(kind)} statements are refused. Use SELECT (or EXPLAIN)."
     return None
 
 
-def run_query(reader: StoreReader, sql: str, max_rows: int = 1000, timeout_s: float = 5.0) -> ConsoleResult:
-    """Run one read query; errors come back as a plain message, never an exception."""
+def _size(value) -> int:
+    """Rough bytes of one cell as the client receives it (text, numbers, lists)."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return sum(_size(v) for v in value) + 2
+    if isinstance(value, dict):
+        return sum(_size(k) + _size(v) for k, v in value.items()) + 2
+    return 8
+
+
+class _Watchdog:
+    """Interrupts a cursor at its deadline or as soon as `cancelled()` says so (checked every 0.1 s)."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, timeout_s: float, cancelled: Callable[[], bool] | None):
+        self.reason: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(cur, time.monotonic() + timeout_s, cancelled),
+                                        daemon=True, name="sql-watchdog")
+        self._thread.start()
+
+    def _watch(self, cur, deadline: float, cancelled) -> None:
+        while not self._done.wait(min(0.1, max(deadline - time.monotonic(), 0.0))):
+            if time.monotonic() >= deadline:
+                self.reason = "time"
+            elif cancelled is not None and cancelled():
+                self.reason = "cancelled"
+            else:
+                continue
+            cur.interrupt()
+            return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _fetch(cur: duckdb.DuckDBPyConnection, max_rows: int, max_bytes: int) -> tuple[list[tuple], str | None]:
+    """At most `max_rows` rows and `max_bytes` bytes, and which cap cut the result (or None)."""
+    rows: list[tuple] = []
+    size = 0
+    while True:
+        chunk = cur.fetchmany(FETCH_CHUNK)
+        if not chunk:
+            return rows, None
+        for row in chunk:
+            if len(rows) == max_rows:
+                return rows, "rows"
+            size += sum(_size(v) for v in row)
+            if size > max_bytes:
+                return rows, "bytes"
+            rows.append(row)
+
+
+def run_query(reader: StoreReader, sql: str, max_rows: int = DEFAULT_MAX_ROWS, timeout_s: float = DEFAULT_TIMEOUT_S,
+              max_bytes: int = DEFAULT_MAX_BYTES, cancelled: Callable[[], bool] | None = None) -> ConsoleResult:
+    """Run one read query on a connection of its own; errors come back as a plain message, never an exception.
+
+    `cancelled`, polled while the query runs, stops it early (the caller's client went away)."""
     refusal = _refusal(sql)
     if refusal:
         return ConsoleResult(error=refusal)
     start = time.perf_counter()
-    cur = reader.cursor()
-    timer = threading.Timer(timeout_s, cur.interrupt)
-    timer.start()
+    con = reader.isolated_connection()
+    watchdog = _Watchdog(con, timeout_s, cancelled)
     try:
-        cur.execute(sql)
-        columns = [d[0] for d in (cur.description or [])]
-        rows = cur.fetchmany(max_rows + 1)
+        con.execute(sql)
+        columns = [d[0] for d in (con.description or [])]
+        rows, cut = _fetch(con, max_rows, max_bytes)
     except duckdb.InterruptException:
-        return ConsoleResult(error=f"Stopped after {timeout_s:g} s: the query took too long. Add a LIMIT or a filter.",
-                             elapsed_s=time.perf_counter() - start)
+        why = (f"Stopped after {timeout_s:g} s: the query took too long. Add a LIMIT or a filter."
+               if watchdog.reason != "cancelled" else "Stopped: the client that asked for it went away.")
+        return ConsoleResult(error=why, elapsed_s=time.perf_counter() - start)
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return ConsoleResult(error=first, elapsed_s=time.perf_counter() - start)
     finally:
-        timer.cancel()
-        cur.close()
-    truncated = len(rows) > max_rows
-    return ConsoleResult(columns=columns, rows=rows[:max_rows], truncated=truncated,
+        watchdog.stop()
+        con.close()
+    return ConsoleResult(columns=columns, rows=rows, truncated=cut is not None, truncated_by=cut, max_bytes=max_bytes,
                          elapsed_s=time.perf_counter() - start)

@@ -31,6 +31,20 @@ class StoreSchemaError(StoreError):
     pass
 
 
+class StoreReadOnlyError(StoreError):
+    """The store's folder cannot be written: readers still work, writers cannot."""
+
+    def __init__(self, path, folder):
+        super().__init__(f"cannot write {path}: {folder} is read-only: choose --store elsewhere")
+
+
+class StoreLocationError(StoreError):
+    """The store path goes through a regular file, so neither it nor its folder can exist."""
+
+    def __init__(self, path, blocker):
+        super().__init__(f"cannot use {path}: {blocker} is a file, not a folder: choose --store elsewhere")
+
+
 class StoreBusyError(StoreError):
     pass
 

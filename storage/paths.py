@@ -24,3 +24,12 @@ def default_store_path() -> Path:
     """`$VLMEMBED_STORE`, else <home>/store.duckdb."""
     env = os.environ.get("VLMEMBED_STORE")
     return Path(env).expanduser() if env else vlmembed_home() / "store.duckdb"
+
+
+def blocking_file(path: Path) -> Path | None:
+    """The first folder on `path`'s way that is really a regular file (so the store can never be
+    there), or None."""
+    for parent in reversed(Path(path).parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None

@@ -8,8 +8,11 @@ file alive), so a swap never breaks a reader mid-query.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +21,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from storage.errors import StoreCorruptError, StoreMissingError, StoreSchemaError
+from storage.errors import StoreCorruptError, StoreError, StoreLocationError, StoreMissingError
 from storage.migrations import check_readable
+from storage.paths import blocking_file
 
 log = logging.getLogger(__name__)
 
@@ -29,31 +33,74 @@ SAFE_SETTINGS = ("SET enable_external_access = false", "SET lock_configuration =
 CATALOG = "store"
 
 
+def check_complete(con: duckdb.DuckDBPyConnection, path: Path, size: int, catalog: str = CATALOG) -> None:
+    """A truncated copy attaches fine and fails at its first read of a missing block: compare the
+    file's size with what its own header says it holds (three 4 KiB headers, then the blocks).
+    Used blocks, not total: DuckDB trims free blocks off the end of a file, so `total_blocks` may lie
+    past a sound file's end. A cut that only loses blocks within that margin is caught at the first
+    read instead (StoreReader.frame)."""
+    row = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = ?",
+                      [catalog]).fetchone()
+    needed = 3 * 4096 + int(row[0]) * int(row[1]) if row else 0
+    if size < needed:
+        raise StoreCorruptError(path, f"the file is truncated: {size:,} bytes where its header counts {needed:,}")
+
+
+_HOSTS: list[Path] = []  # this process's folder for empty host databases, made on first use
+_HOSTS_LOCK = threading.Lock()
+
+
+def _read_only_host(config: dict) -> duckdb.DuckDBPyConnection:
+    """A connection to an empty database file opened read-only, to attach the store to.
+
+    Not `:memory:`: an in-memory host is a writable catalog (`memory`) shared by every cursor, so a
+    table made by one request would be seen by the next. On a read-only host the only writable
+    catalog is each cursor's own `temp`, gone when the cursor closes. Each connection gets a file of
+    its own (DuckDB shares one instance per path), unlinked once open: nothing is left behind.
+    """
+    with _HOSTS_LOCK:
+        if not _HOSTS:
+            _HOSTS.append(Path(tempfile.mkdtemp(prefix="vlmembed-host-")))
+            atexit.register(shutil.rmtree, _HOSTS[0], True)
+        fd, name = tempfile.mkstemp(dir=_HOSTS[0], suffix=".duckdb")
+    os.close(fd)
+    os.unlink(name)  # DuckDB refuses an existing empty file; it writes a fresh one's headers itself
+    duckdb.connect(name).close()
+    try:
+        return duckdb.connect(name, read_only=True, config=config)
+    finally:
+        os.unlink(name)
+
+
 def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
     """A locked-down read-only connection to a valid, current store (or a clear error).
 
-    The store is ATTACHed to a fresh in-memory database rather than opened with
-    `duckdb.connect(path)`: DuckDB caches instances by path, which would keep serving
-    the old file after a writer swaps a new one in.
+    The store is ATTACHed to a fresh host database rather than opened with `duckdb.connect(path)`:
+    DuckDB caches instances by path, which would keep serving the old file after a writer swaps a
+    new one in. The host is read-only too (`_read_only_host`), extensions are never loaded, and
+    nothing spills to disk (no temp directory: a query over the memory limit fails instead).
     """
+    blocker = blocking_file(path)
+    if blocker is not None:
+        raise StoreLocationError(path, blocker)
     if not path.is_file():
         raise StoreMissingError(path)
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise StoreCorruptError(path, "the file is empty")
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                              "autoload_known_extensions": False})
+    con = _read_only_host({"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                           "memory_limit": memory_limit, "threads": int(threads), "temp_directory": ""})
     try:
         con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [str(path)])
         con.execute(f"USE {CATALOG}")
+        check_complete(con, path, size)
         check_readable(con, str(path))
-    except StoreSchemaError:
+    except StoreError:
         con.close()
         raise
     except duckdb.Error as exc:
         con.close()
         raise StoreCorruptError(path, str(exc).splitlines()[0]) from exc
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute(f"SET threads = {int(threads)}")
     for statement in SAFE_SETTINGS:
         con.execute(statement)
     return con
@@ -68,32 +115,37 @@ class StoreReader:
         self._lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
         self._stamp: tuple[int, int, int] | None = None
+        self._rejected: tuple[int, int, int] | None = None  # a swapped-in file that failed its checks
         self._reconnect_if_swapped()
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
+        except OSError:  # absent, or a path through a regular file
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _reconnect_if_swapped(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             stamp = self._file_stamp()
-            if self._db is not None and stamp == self._stamp:
-                return self._db
-            if stamp is None and self._db is not None:
-                return self._db  # the file is mid-swap or was removed: keep serving what we have
+            if self._db is not None and stamp in (self._stamp, self._rejected, None):
+                return self._db  # unchanged, already refused, or mid-swap / removed: keep serving what we have
             try:
                 fresh = open_read_only(self.path, self.memory_limit)
-            except (StoreCorruptError, StoreSchemaError, StoreMissingError):
+            except StoreError as exc:
                 if self._db is None:
                     raise
-                log.warning("new store file at %s is not readable yet; serving the previous one", self.path)
+                self._rejected = stamp
+                log.warning("refused the new store file at %s, still serving the previous one: %s", self.path, exc)
                 return self._db
             # The old connection is dropped, not closed: cursors still running on it keep it alive.
-            self._db, self._stamp = fresh, stamp
+            self._db, self._stamp, self._rejected = fresh, stamp, None
             return fresh
+
+    def isolated_connection(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own (a DuckDB cursor) to the last good file: its only writable catalog is
+        its own `temp`, dropped when it is closed, so nothing done on it is seen by any other."""
+        return self.cursor()
 
     @property
     def version(self) -> tuple[int, int, int] | None:
@@ -111,6 +163,9 @@ class StoreReader:
         cur = self.cursor()
         try:
             return cur.execute(sql, list(params or [])).df()
+        except (duckdb.IOException, duckdb.InternalException) as exc:
+            # a block that cannot be read (damaged after it was opened): the store's problem, said in one line
+            raise StoreCorruptError(self.path, str(exc).strip().splitlines()[0]) from exc
         finally:
             cur.close()
 

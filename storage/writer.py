@@ -10,6 +10,7 @@ next writer). One writer at a time, enforced with a lock file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -23,8 +24,16 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from storage.errors import RunConflictError, StoreBusyError, StoreCorruptError
+from storage.errors import (
+    RunConflictError,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreLocationError,
+    StoreReadOnlyError,
+)
 from storage.migrations import Migration, ensure_current, stored_version
+from storage.paths import blocking_file
+from storage.reader import check_complete
 from storage.records import (
     DatasetRecord,
     DatasetRow,
@@ -59,6 +68,10 @@ def _insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[tuple]
         con.executemany(sql, rows)
 
 
+def _catalog_of(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("SELECT current_database()").fetchone()[0]
+
+
 def _work_path(path: Path, pid: int) -> Path:
     return path.with_name(f".{path.name}.writing-{pid}")
 
@@ -82,13 +95,33 @@ def _remove_stale_copies(path: Path) -> None:
             Path(str(stale) + ".wal").unlink(missing_ok=True)
 
 
+def _open_lock(path: Path):
+    """The writer's lock file, created beside the store (and its folder with it); a folder that cannot
+    be written or a path through a regular file is a one-line StoreError, not an OSError traceback."""
+    blocker = blocking_file(path)
+    if blocker is not None:
+        raise StoreLocationError(path, blocker)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115 - held for the writer's life
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise StoreReadOnlyError(path, _first_existing(path.parent)) from exc
+        raise
+
+
+def _first_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 class StoreWriter:
     """Write access to a store; use as a context manager (publishes on success)."""
 
     def __init__(self, path: str | os.PathLike, fresh: bool = False, migrations: dict[int, Migration] | None = None):
         self.path = Path(path).expanduser().resolve()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "w")  # noqa: SIM115 - held for life
+        self._lock_file = _open_lock(self.path)
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -103,20 +136,31 @@ class StoreWriter:
         self._changed = False  # whether the working copy differs from the published file
         self._open(fresh)
 
+    @classmethod
+    def check(cls, path: str | os.PathLike) -> None:
+        """Raise the StoreError a writer of `path` would meet (busy, read-only, corrupt, newer schema ...),
+        changing nothing: for commands that work a long time before they write."""
+        cls(path).abort()
+
     # -- lifecycle ----------------------------------------------------------------------
     def _open(self, fresh: bool) -> None:
         self._work.unlink(missing_ok=True)
         copied = self.path.exists() and not fresh
+        if copied and self.path.stat().st_size == 0:
+            raise StoreCorruptError(self.path, "the file is empty")  # as readers say; --fresh writes over it
         if copied:
             shutil.copyfile(self.path, self._work)
         try:
             self.con = duckdb.connect(str(self._work))
+            if copied:
+                check_complete(self.con, self.path, self._work.stat().st_size, _catalog_of(self.con))
             found = ensure_current(self.con, str(self.path), self._migrations)
             self._changed = not copied or found < SCHEMA_VERSION  # created or migrated
         except duckdb.Error as exc:
             self._discard()
-            raise StoreCorruptError(self.path, str(exc).splitlines()[0]) from exc
-        except Exception:
+            reason = str(exc).splitlines()[0].replace(str(self._work), str(self.path))  # name the user's file
+            raise StoreCorruptError(self.path, reason) from exc
+        except BaseException:
             self._discard()
             raise
 

@@ -12,16 +12,19 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from app.fairness import ConsoleSettings
 from app.store import StoreCache
 
 
 @dataclass
 class Context:
-    """Shared pieces: the store cache and the hidden `version` box that changes when new runs land."""
+    """Shared pieces: the store cache, the hidden `version` box that changes when new runs land, and the
+    operator's SQL console settings."""
 
     blocks: gr.Blocks
     store: StoreCache
     version: gr.Textbox
+    console: ConsoleSettings = ConsoleSettings()
 
     def on_load(self, fn: Callable, outputs: Sequence[gr.components.Component]) -> None:
         """Run `fn(request)` when a page opens (restore the view from the URL)."""

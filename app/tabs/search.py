@@ -9,11 +9,18 @@ memory stays bounded (encoders and candidate matrices live in bounded caches).
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import io
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from app import search_view
 from app.store import StoreCache
@@ -34,6 +41,35 @@ DEFAULT_K = 10
 CONCURRENCY = 2  # encoders are CPU-bound; more parallel requests only queue inside torch
 _ENGINES: dict[Path, SearchEngine] = {}
 _ENGINES_LOCK = threading.Lock()
+_PREVIEWS: list[Path] = []  # this process's preview folder, made on first use
+
+
+def _preview_dir() -> Path:
+    with _ENGINES_LOCK:
+        if not _PREVIEWS:
+            _PREVIEWS.append(Path(tempfile.mkdtemp(prefix="vlmembed-previews-")))
+            atexit.register(shutil.rmtree, _PREVIEWS[0], True)
+        return _PREVIEWS[0]
+
+
+def preview_file(image: Image.Image) -> str:
+    """The query image as the models got it, as a PNG file named by its content and never rewritten.
+
+    Handing Gradio a PIL image instead makes it write `<cache>/<hash>/image.webp` in place on every
+    request, so two searches with the same image rewrite the file one of them is serving (the client
+    then sees "Too little data for declared Content-Length"). A file path is copied into Gradio's
+    cache under a temporary name and renamed, and an existing copy is reused, never rewritten.
+    """
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    data = buf.getvalue()
+    path = _preview_dir() / f"{hashlib.sha256(data).hexdigest()}.png"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # atomic: a reader sees no file or the whole file
+    return str(path)
 
 
 def engine_for(store: StoreCache) -> SearchEngine:
@@ -72,8 +108,8 @@ def default_runs(store: StoreCache, pool: str | None, task: str | None) -> list[
 
 def run_search(store: StoreCache, image: str | None, text: str | None, instruction: str | None, pool: str | None,
                run_ids: list[str] | None, k: float | None, task: str | None = AUTO) -> tuple:
-    """(status, results HTML, maps HTML, JSON, the query image as the models get it (upright RGB) or None);
-    never raises for bad input. With no runs ticked, `task` chooses them (`default_runs`)."""
+    """(status, results HTML, maps HTML, JSON, the query image as the models get it (upright RGB), as a PNG
+    file, or None); never raises for bad input. With no runs ticked, `task` chooses them (`default_runs`)."""
     empty = ('<div id="search-results"></div>', '<div id="search-maps"></div>')
     try:
         engine = engine_for(store)
@@ -86,7 +122,7 @@ def run_search(store: StoreCache, image: str | None, text: str | None, instructi
         log.exception("live search failed")
         return f"⚠️ The search failed: {type(exc).__name__}: {exc}", *empty, {"error": str(exc)}, None
     return (search_view.status_line(result), search_view.results_html(result), search_view.maps_html(engine, result), result.to_dict(),
-            query.image)
+            None if query.image is None else preview_file(query.image))
 
 
 def build(ctx: Context) -> None:
@@ -99,7 +135,7 @@ def build(ctx: Context) -> None:
             # A file, not gr.Image: the upload reaches our checks (open_image) unopened, so a broken
             # file is our message rather than a Gradio error; the preview shows what the models got.
             image = gr.File(label="Query image (optional)", type="filepath", elem_id="search-image")
-            seen = gr.Image(label="As the models see it (upright RGB)", type="pil", interactive=False,
+            seen = gr.Image(label="As the models see it (upright RGB)", type="filepath", interactive=False,
                             elem_id="search-seen", height=160)
         with gr.Column(scale=2):
             text = gr.Textbox(label="Query text (optional)", lines=2, elem_id="search-text")

@@ -1,38 +1,75 @@
 """SQL console: one read-only query over the store, through `storage.run_query`.
 
-Storage refuses anything but a single SELECT / EXPLAIN, bounds time and rows, and turns
-every failure into a one-line message; this tab only shows the result or the message.
+Storage refuses anything but a single SELECT / EXPLAIN of one, runs each query on a
+connection of its own, bounds its time, rows and bytes, and turns every failure into a
+one-line message; this tab shares the console fairly (`app.fairness`: a few queries per
+browser session, a query whose tab closed is stopped) and shows the result or the message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from functools import partial
+
+import anyio
 import gradio as gr
 import pandas as pd
 
 from app import tables
+from app.fairness import ClientSlots, ConsoleSettings, client_gone
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track, write_js
 from storage import EXAMPLE_QUERIES, StoreError, run_query
+from storage.console import DEFAULT_TIMEOUT_S
 
-MAX_ROWS, MAX_TIMEOUT_S = 10_000, 30.0
-DEFAULT_ROWS, DEFAULT_TIMEOUT_S = 1000, 5.0
+MAX_ROWS = 10_000
+DEFAULT_ROWS = 1000
 FIRST_EXAMPLE = next(iter(EXAMPLE_QUERIES))
+ANYONE = "-"  # the client key of calls without a session (the page's own on-load restore)
 
 
-def console(store: StoreCache, query: str, max_rows: float | None, timeout_s: float | None) -> tuple[str, pd.DataFrame]:
+def console(store: StoreCache, query: str, max_rows: float | None, timeout_s: float | None,
+            settings: ConsoleSettings = ConsoleSettings(), slots: ClientSlots | None = None, client: str = ANYONE,
+            cancelled: Callable[[], bool] | None = None) -> tuple[str, pd.DataFrame]:
     """(status line, result table); never raises for bad input or a bad store."""
     rows = int(min(max(max_rows or DEFAULT_ROWS, 1), MAX_ROWS))
-    timeout = float(min(max(timeout_s or DEFAULT_TIMEOUT_S, 0.1), MAX_TIMEOUT_S))
+    timeout = float(min(max(timeout_s or settings.time_limit_s, 0.1), settings.time_limit_s))
+    if slots is not None and not slots.acquire(client):
+        return (f"**Refused or failed:** you already have {slots.limit} queries running; wait for one to finish "
+                "(each stops after its time limit).", tables.no_rows())
     try:
-        result = run_query(store.reader(), query or "", max_rows=rows, timeout_s=timeout)
+        result = run_query(store.reader(), query or "", max_rows=rows, timeout_s=timeout, cancelled=cancelled)
     except StoreError as exc:
         return f"**Store unavailable.** {exc}", tables.no_rows()
+    finally:
+        if slots is not None:
+            slots.release(client)
     if not result.ok:
         return f"**Refused or failed:** {result.error}", tables.no_rows()
-    more = f", cut at {rows} rows (raise the row cap or add a LIMIT)" if result.truncated else ""
-    status = f"{len(result.rows)} rows in {result.elapsed_s * 1000:.0f} ms{more}."
+    note = f", {result.note()}" if result.truncated else ""
+    status = f"{len(result.rows)} rows in {result.elapsed_s * 1000:.0f} ms{note}."
     return status, tables.console_frame(result.columns, result.rows)
+
+
+async def console_async(ctx: Context, slots: ClientSlots, query: str, max_rows: float | None,
+                        timeout_s: float | None, request: gr.Request | None = None) -> tuple[str, pd.DataFrame]:
+    """`console` in a worker thread; a cancelled event (Gradio's /cancel) or a closed tab stops the query
+    at once, so its slot is free for the next one instead of held until the time limit."""
+    client = getattr(request, "session_hash", None) or ANYONE
+    stop = threading.Event()
+
+    def cancelled() -> bool:
+        return stop.is_set() or client_gone(ctx.blocks, client)
+
+    run = partial(console, ctx.store, query, max_rows, timeout_s, ctx.console, slots, client, cancelled)
+    try:
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except asyncio.CancelledError:
+        stop.set()  # the watchdog interrupts the query within 0.1 s; the thread then frees the slot
+        raise
 
 
 def build(ctx: Context) -> None:
@@ -44,26 +81,31 @@ def build(ctx: Context) -> None:
                     elem_id="sql-query")
     with gr.Row():
         max_rows = gr.Number(DEFAULT_ROWS, label="Row cap", minimum=1, maximum=MAX_ROWS, precision=0)
-        timeout = gr.Number(DEFAULT_TIMEOUT_S, label="Time limit (s)", minimum=0.1, maximum=MAX_TIMEOUT_S)
+        limit = ctx.console.time_limit_s
+        timeout = gr.Number(min(DEFAULT_TIMEOUT_S, limit), label="Time limit (s)", minimum=0.1, maximum=limit)
         run = gr.Button("Run", variant="primary", elem_id="sql-run")
     status = gr.Markdown(elem_id="sql-status")
     result = gr.Dataframe(label="Result", interactive=False, elem_id="sql-result")
 
-    def execute(text: str, rows: float, seconds: float) -> tuple[str, pd.DataFrame]:
-        return console(ctx.store, text, rows, seconds)
+    slots = ClientSlots(ctx.console.per_client)
+
+    async def execute(text: str, rows: float, seconds: float, request: gr.Request) -> tuple[str, pd.DataFrame]:
+        return await console_async(ctx, slots, text, rows, seconds, request)
 
     def restore(request: gr.Request) -> tuple:
         p = Params.of(request)
         rows = p.number("rows", DEFAULT_ROWS, 1, MAX_ROWS)
-        seconds = p.number("limit", DEFAULT_TIMEOUT_S, 0.1, MAX_TIMEOUT_S)
+        seconds = p.number("limit", min(DEFAULT_TIMEOUT_S, limit), 0.1, limit)
         if "sql" not in p:
             return gr.skip(), rows, seconds, "", tables.no_rows()
         text = p.text("sql")
-        return text, rows, seconds, *execute(text, rows, seconds)
+        return text, rows, seconds, *console(ctx.store, text, rows, seconds, ctx.console, slots,
+                                             getattr(request, "session_hash", None) or ANYONE)
 
     example.input(lambda title: EXAMPLE_QUERIES.get(title, ""), [example], [query], api_name="sql_example",
                   show_progress="hidden", queue=False)
-    run.click(execute, [query, max_rows, timeout], [status, result], api_name="sql", concurrency_limit=4)
+    run.click(execute, [query, max_rows, timeout], [status, result], api_name="sql",
+              concurrency_limit=ctx.console.total, concurrency_id="sql-console")
     # The query enters the URL when it is run, not on every keystroke.
     run.click(None, [query], None, js=write_js("sql"), queue=False, api_visibility="private")
     ctx.on_load(restore, [query, max_rows, timeout, status, result])

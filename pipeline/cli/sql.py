@@ -14,7 +14,8 @@ def _add(parser: argparse.ArgumentParser) -> None:
     add_store_argument(parser)
     parser.add_argument("--csv", action="store_true", help="print CSV instead of an aligned table")
     parser.add_argument("--max-rows", type=int, default=10_000, help="stop after this many rows")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before the query is interrupted")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is interrupted")
+    parser.add_argument("--max-mb", type=float, default=20.0, help="stop fetching once the result is this many MB")
     parser.add_argument("query", help="one SELECT statement, e.g. \"SELECT * FROM v_scores LIMIT 5\"")
 
 
@@ -41,7 +42,10 @@ def _run(args: argparse.Namespace) -> int:
     from storage import StoreReader, run_query
 
     reader = StoreReader(store_path(args))
-    result = run_query(reader, args.query, max_rows=args.max_rows, timeout_s=args.timeout)
+    if args.timeout <= 0 or args.max_rows < 1 or args.max_mb <= 0:
+        raise UserError("--timeout, --max-rows and --max-mb must be positive")
+    result = run_query(reader, args.query, max_rows=args.max_rows, timeout_s=args.timeout,
+                       max_bytes=int(args.max_mb * 2**20))
     if not result.ok:
         raise UserError(result.error)
     if args.csv:
@@ -50,7 +54,9 @@ def _run(args: argparse.Namespace) -> int:
         writer.writerows(result.rows)
     else:
         _print_table(result.columns, result.rows)
-        print(f"({len(result.rows)} rows{', truncated' if result.truncated else ''}, {result.elapsed_s * 1000:.0f} ms)")
+        print(f"({len(result.rows)} rows, {result.elapsed_s * 1000:.0f} ms)")
+    if result.truncated:
+        print(f"vlmembed sql: {result.note()}", file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from pipeline.data.example import Example
-from pipeline.data.images import ImageError, open_image, thumbnail_png
+from pipeline.data.images import WORK_SIDE, ImageError, open_image, thumbnail_png
 from storage.vocabulary import modality_of
 
 
@@ -52,7 +52,7 @@ class Query:
         if image is not None and not (isinstance(image, (str, bytes)) and not image):
             name = Path(image).name if isinstance(image, (str, os.PathLike)) else "upload"
             try:
-                loaded = open_image(image)
+                loaded = open_image(image, max_side=WORK_SIDE)  # bounds a search's memory
             except ImageError as exc:
                 raise QueryError(f"image not usable: {exc}") from exc
         if text is None and loaded is None:

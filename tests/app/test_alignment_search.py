@@ -177,3 +177,21 @@ def test_a_store_without_embeddings_explains_what_to_run(mixed_store_file, tmp_p
         assert status.startswith("⚠️") and "has stored embeddings" in status and "error" in raw
     finally:
         blocks.close()
+
+
+def test_previews_served_under_concurrency_are_whole(served, embedded_store):
+    """Many searches with the same image at once: each downloads its preview whole (Gradio used to
+    rewrite the one cached file in place while serving it: "Too little data for declared Content-Length")."""
+    image = embedded_store.eval_image(0)
+
+    def ask(i):
+        return served.predict(handle_file(str(image)), "", "", "all", [], 2, api_name="/search")
+
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(ask, range(24)))
+    with Image.open(image) as original:
+        expected = original.convert("RGB").tobytes()
+    for status, _, _, _, seen in answers:
+        assert "2 of 2 models answered" in status, status
+        with Image.open(seen) as shown:
+            assert shown.mode == "RGB" and shown.tobytes() == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -20,6 +21,18 @@ pytestmark = pytest.mark.timeout(120)
 def _serve(path):
     blocks, url = launch(path, port=free_port(), block=False, poll_s=0.5)
     return blocks, Client(url, verbose=False)
+
+
+@contextlib.contextmanager
+def _serve_copy(store, tmp_path):
+    """(path, client) of the app served over a copy of `store` that the test may change."""
+    path = tmp_path / "store.duckdb"
+    shutil.copyfile(store, path)
+    blocks, client = _serve(path)
+    try:
+        yield path, client
+    finally:
+        blocks.close()
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +122,19 @@ def test_sql_example_picker(client):
 @pytest.mark.parametrize("statement", ["DROP TABLE scores", "DELETE FROM scores",
                                        "COPY scores TO '/tmp/vlmembed-stolen.csv'", "ATTACH '/tmp/x.duckdb' AS x",
                                        "SET enable_external_access = true", "SELECT * FROM read_csv('/etc/passwd')",
-                                       "SELECT 1; DROP TABLE scores"])
+                                       "SELECT 1; DROP TABLE scores",
+                                       "EXPLAIN ANALYZE CREATE TABLE memory.main.pwn AS SELECT 42 AS x",
+                                       "EXPLAIN ANALYZE DROP TABLE scores", "EXPLAIN ANALYZE SET threads = 64",
+                                       "CREATE TEMP TABLE pwn AS SELECT 42 AS x", "INSTALL httpfs",
+                                       "CREATE SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')"])
 def test_sql_hostile_statements_are_refused(client, statement):
     status, _ = client.predict(statement, 100, 5, api_name="/sql")
     assert status.startswith("**Refused or failed:**") and "Traceback" not in status
     count, result = client.predict("SELECT count(*) AS n FROM scores", 10, 5, api_name="/sql")
     assert frame(result)["n"][0] == 138 + 24 * 2 + 8
+    for table in ("memory.main.pwn", "temp.main.pwn", "pwn"):  # nothing left behind for the next request
+        status, _ = client.predict(f"SELECT * FROM {table}", 10, 5, api_name="/sql")
+        assert status.startswith("**Refused or failed:**") and "does not exist" in status
 
 
 def test_sql_bad_sql_and_limits(client):
@@ -128,10 +148,7 @@ def test_sql_bad_sql_and_limits(client):
 
 
 def test_new_runs_appear_without_restart(mixed_store_file, tmp_path):
-    path = tmp_path / "store.duckdb"
-    shutil.copyfile(mixed_store_file, path)
-    blocks, client = _serve(path)
-    try:
+    with _serve_copy(mixed_store_file, tmp_path) as (path, client):
         old_version, _ = client.predict("", api_name="/store_version")
         before, *_ = table_for(client, sources=["pipeline"], task="classification")
         assert "Qwen2.5-VL" not in before.columns
@@ -143,8 +160,6 @@ def test_new_runs_appear_without_restart(mixed_store_file, tmp_path):
         assert list(after.dropna()["dataset"]) and "Qwen2.5-VL" in after.columns
         _, _, _, _, overview = client.predict("pipeline", api_name="/overview")
         assert "Qwen2.5-VL" in set(frame(overview)["model"])
-    finally:
-        blocks.close()
 
 
 def test_missing_store_is_a_message_then_appears(mixed_store_file, tmp_path):
@@ -175,3 +190,28 @@ def test_corrupt_store_is_a_message(tmp_path):
         assert "Store unavailable" in caption
     finally:
         blocks.close()
+
+
+def test_sql_huge_value_is_cut_not_sent(client):
+    status, result = client.predict("SELECT repeat('x', 200000000) AS s", 10, 10, api_name="/sql")
+    assert "truncated" in status and "MB cap" in status and len(frame(result)) == 0
+
+
+def test_a_bad_file_swapped_in_under_the_app_is_refused(mixed_store_file, tmp_path):
+    """A truncated copy published over the store: every view keeps serving the last good version."""
+    import os
+
+    with _serve_copy(mixed_store_file, tmp_path) as (path, client):
+        version, _ = client.predict("", api_name="/store_version")
+        before, *_ = table_for(client)
+        cut = tmp_path / "cut.duckdb"
+        cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        os.replace(cut, path)
+        new_version, status = client.predict(version, api_name="/store_version")
+        assert new_version == version and "runs" in status
+        note, *_ = client.predict("paper", api_name="/overview")
+        assert "Store unavailable" not in note
+        after, *_ = table_for(client)
+        assert after.equals(before)
+        status, result = client.predict("SELECT count(*) AS n FROM runs", 10, 5, api_name="/sql")
+        assert status.startswith("1 rows") and frame(result)["n"][0] == 21

@@ -67,3 +67,29 @@ def test_memo_computes_once_per_key(snapshot):
     for _ in range(3):
         snapshot.memo(("test", 1), lambda: calls.append(1) or len(calls))
     assert calls == [1]
+
+
+@pytest.mark.parametrize("bad", ["truncated", "corrupt", "empty", "future-schema"])
+def test_a_bad_file_swapped_in_is_refused_and_the_last_good_one_served(store_copy, tmp_path, bad, caplog):
+    import logging
+    import os
+
+    from tests.app.test_store_problems import make_case
+
+    cache = StoreCache(store_copy)
+    good = cache.snapshot()
+    assert good.ok
+    broken = make_case(bad, tmp_path / "elsewhere", store_copy)
+    with caplog.at_level(logging.WARNING):
+        os.replace(broken, store_copy)  # how a writer publishes: an atomic rename over the old file
+        after = cache.snapshot()
+        again = cache.snapshot()
+    assert after is good and again is good, "the last good version keeps serving"
+    assert cache.reader()._frame("SELECT count(*) AS n FROM runs")["n"][0] == len(good.runs)
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and "still serving the previous one" in refusals[0]  # logged once, with why
+    assert {"truncated": "truncated", "corrupt": "not a readable", "empty": "empty",
+            "future-schema": "newer"}[bad] in refusals[0]
+    from storage import run_query
+
+    assert run_query(cache.reader(), "SELECT count(*) FROM runs").rows == [(len(good.runs),)]

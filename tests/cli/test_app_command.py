@@ -12,7 +12,7 @@ from storage import StoreReader
 @pytest.fixture
 def launched(monkeypatch):
     calls = []
-    monkeypatch.setattr(app, "launch", lambda path, host, port: calls.append((path, host, port)))
+    monkeypatch.setattr(app, "launch", lambda path, host, port, **settings: calls.append((path, host, port)))
     return calls
 
 
@@ -22,7 +22,11 @@ class FakeProcess:
     started: list[FakeProcess] = []
 
     def __init__(self, command, **kwargs):
-        self.command, self.terminated, self.pid = command, False, 4242
+        import threading
+
+        # a pid no process can have (above any pid_max), so no real process group is ever signalled
+        self.command, self.terminated, self.pid = command, False, 2**31 - 1
+        self._stopped = threading.Event()
         FakeProcess.started.append(self)
 
     def poll(self):
@@ -30,6 +34,13 @@ class FakeProcess:
 
     def terminate(self):
         self.terminated = True
+        self._stopped.set()
+
+    kill = terminate
+
+    def wait(self):
+        self._stopped.wait()
+        return -15
 
 
 def test_missing_store_is_built_from_the_paper_then_served(tmp_path, launched, capsys):
@@ -75,7 +86,7 @@ def test_bad_port_is_a_message(tmp_path, launched, capsys, port):
 
 
 def test_port_in_use_is_a_message(tmp_path, monkeypatch, capsys):
-    def busy(path, host, port):
+    def busy(path, host, port, **settings):
         raise OSError(f"Cannot find empty port in range: {port}-{port}")
 
     monkeypatch.setattr(app, "launch", busy)
@@ -91,7 +102,7 @@ def test_sigterm_stops_the_background_demo_too(tmp_path, monkeypatch):
 
     FakeProcess.started = []
     monkeypatch.setattr(app_command.subprocess, "Popen", FakeProcess)
-    monkeypatch.setattr(app, "launch", lambda path, host, port: os.kill(os.getpid(), signal.SIGTERM))
+    monkeypatch.setattr(app, "launch", lambda path, host, port, **settings: os.kill(os.getpid(), signal.SIGTERM))
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit) as stopped:
         main(["app", "--store", str(tmp_path / "store.duckdb")])

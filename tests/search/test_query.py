@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.search import EMPTY_QUERY, Query, QueryError
-from tests.search.bad_inputs import AWKWARD, UNUSABLE, write_bad_inputs
+from tests.search.bad_inputs import AWKWARD, NON_FINITE, UNUSABLE, write_bad_inputs
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +40,17 @@ def test_text_and_image_query_and_its_description(uploads):
     assert "rgba.png 40x30" in query.describe() and "'red square'" in query.describe()
     example = query.example()
     assert example.text == "red square" and example.image is query.image
+
+
+@pytest.mark.parametrize("name", NON_FINITE)
+def test_non_finite_pixels_are_cleaned_without_a_warning(uploads, name):
+    import warnings
+
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning would land in the server's log
+        query = Query.build(image=uploads[name])
+    pixels = np.asarray(query.image)
+    assert query.image.mode == "RGB" and np.isfinite(pixels).all()
+    assert pixels.min() == 0  # the non-finite pixels are black
