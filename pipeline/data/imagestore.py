@@ -127,7 +127,7 @@ class ImageStore:
             for name in candidates:
                 info = members.get(name)
                 if info is not None:
-                    return _Location(zip_path, name, info.file_size)
+                    return _Location(zip_path, info.filename, info.file_size)
         return None
 
     # -- access -------------------------------------------------------------------------
