@@ -206,7 +206,8 @@ class MMEBReader:
     ``image_root``: folder(s) or zip(s) holding the images; defaults to ``root``.
     ``hub`` / ``train_hub``: hub dataset ids (``TIGER-Lab/MMEB-eval``, ``TIGER-Lab/MMEB-train``)
     whose eval / train rows come through `datasets.load_dataset` (its cache, offline, when
-    ``HF_DATASETS_OFFLINE=1``) instead of local files; ``train_hub`` defaults to ``hub``.
+    ``HF_DATASETS_OFFLINE=1``) instead of local files; without a ``root``, ``train_hub``
+    defaults to ``hub``.
     ``train_split`` / ``eval_split``: the one split read (MMEB-train: ``original``).
     ``infos``: records of datasets outside the catalogs (declared in an experiment).
     """
@@ -220,7 +221,8 @@ class MMEBReader:
         self.root = Path(root) if root is not None else None
         if self.root is not None and not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: no such data folder; build one with `vlmembed build-bench` or download MMEB")
-        self.hubs: dict[str, str | None] = {"eval": hub, "train": train_hub or hub}
+        # Without a local folder the eval hub id serves training rows too (one repo holding both).
+        self.hubs: dict[str, str | None] = {"eval": hub, "train": train_hub or (hub if root is None else None)}
         self.splits: dict[str, str] = {"train": train_split, "eval": eval_split}
         self.extra_infos = {d.name: d for d in infos}
         roots = image_root if isinstance(image_root, (list, tuple)) else [image_root or self.root]
@@ -263,16 +265,19 @@ class MMEBReader:
         except KeyError:
             return None
 
-    def has(self, name: str, kind: Kind) -> bool:
-        """Whether `kind` rows of `name` are here, without reading them (a hub dataset is
-        assumed present; reading it says otherwise)."""
+    def missing(self, name: str, kind: Kind) -> str | None:
+        """Why `kind` rows of `name` are not here (one line), or None when their files are;
+        reads nothing. A hub dataset counts as present: reading it says otherwise."""
         if self.hubs[kind] is not None:
-            return True
+            return None
         try:
             self._files(name, self.info(name), kind)
-        except DatasetAbsent:
-            return False
-        return True
+        except DatasetAbsent as exc:
+            return str(exc)
+        return None
+
+    def has(self, name: str, kind: Kind) -> bool:
+        return self.missing(name, kind) is None
 
     def _sides(self, info: DatasetInfo | None) -> _Sides:
         if info is None:  # custom data: any instruction MMEB uses may lead a text
