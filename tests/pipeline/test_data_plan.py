@@ -133,3 +133,21 @@ def test_no_usable_data_stores_nothing_and_says_why_in_one_line(tmp_path: Path, 
     assert main(["run", str(toml), "--store", str(store)]) == 2
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert err_lines[-1].startswith("vlmembed run: no usable data under") and not store.exists()
+
+
+def test_new_data_fields_stay_out_of_a_run_config_at_their_defaults():
+    """Runs stored before [data] grew hub / splits / datasets keep their configuration hash."""
+    assert set(DataEntry().to_config()) == {"root", "image_root", "selection", "train_cap", "eval_limit",
+                                            "eval_limit_by_task", "seed"}
+    changed = DataEntry(train_split="diverse_instruction", hub="TIGER-Lab/MMEB-eval").to_config()
+    assert changed["train_split"] == "diverse_instruction" and changed["hub"] == "TIGER-Lab/MMEB-eval"
+
+
+def test_a_hub_experiment_reads_no_local_root_unless_given(tmp_path: Path):
+    from pipeline.runner import open_reader
+
+    reader = open_reader(DataEntry(hub="TIGER-Lab/MMEB-eval", image_root=str(tmp_path)))
+    assert reader.root is None and reader.hubs == {"eval": "TIGER-Lab/MMEB-eval", "train": "TIGER-Lab/MMEB-eval"}
+    root = write_shades(tmp_path / "data")
+    both = open_reader(DataEntry(root=str(root), hub="TIGER-Lab/MMEB-eval", train_split="original"))
+    assert both.root == root and both.hubs == {"eval": "TIGER-Lab/MMEB-eval", "train": None}
