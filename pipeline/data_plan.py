@@ -80,15 +80,14 @@ def plan(reader: MMEBReader, data: DataEntry, meta_tasks: Sequence[str], train: 
     examples: list[Skipped] = []
     for task in meta_tasks:
         infos = selected(reader, data, task)
-        gone = absent(reader, infos, train)
-        for s in gone:
-            log.warning("skipping %s", s.line())
+        gone = absent(reader, infos, train)  # each is logged when the task's data is read
         if usable(infos, gone, train):
             out[task] = gone
         else:
             examples += gone
-            log.warning("skipping meta-task %s: nothing of selection %r to %s here", task, data.selection,
-                        "train and evaluate on" if train else "evaluate on")
+            log.warning("skipping meta-task %s: nothing of selection %r to %s here%s", task, data.selection,
+                        "train and evaluate on" if train else "evaluate on",
+                        f" (e.g. {gone[0].line()})" if gone else "")
     if not out:
         first = f" (e.g. {examples[0].line()})" if examples else ""
         raise NoUsableDataError(

@@ -231,6 +231,7 @@ class MMEBReader:
         self.manifest = self._load_manifest()
         self.report = ReadReport()
         self._image_checks: dict[tuple[str, str], str | None] = {}
+        self._hub_opened: dict[tuple[str, str], Iterable[dict]] = {}
 
     def _load_manifest(self) -> dict[str, Any] | None:
         path = self.root / MANIFEST if self.root is not None else None
@@ -266,12 +267,13 @@ class MMEBReader:
             return None
 
     def missing(self, name: str, kind: Kind) -> str | None:
-        """Why `kind` rows of `name` are not here (one line), or None when their files are;
-        reads nothing. A hub dataset counts as present: reading it says otherwise."""
-        if self.hubs[kind] is not None:
-            return None
+        """Why `kind` rows of `name` are not here (one line), or None when they are. Local files
+        are only looked for; a hub subset is opened (memory-mapped, kept for the read)."""
         try:
-            self._files(name, self.info(name), kind)
+            if self.hubs[kind] is not None:
+                self._hub_rows(name, self.info(name), kind)
+            else:
+                self._files(name, self.info(name), kind)
         except DatasetAbsent as exc:
             return str(exc)
         return None
@@ -317,8 +319,11 @@ class MMEBReader:
 
         hub, split = self.hubs[kind], self.splits[kind]
         subset = (info.train_subset or info.name) if (info is not None and kind == "train") else name
+        if (kind, subset) in self._hub_opened:
+            return self._hub_opened[(kind, subset)]
         try:
-            return load_dataset(hub, subset, split=split)
+            rows = self._hub_opened[(kind, subset)] = load_dataset(hub, subset, split=split)
+            return rows
         except Exception as exc:  # datasets raises many types for "not there" (offline, no config, no split)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DatasetAbsent(f"no {kind} rows for {name!r} from {hub} (subset {subset}, split {split}): "

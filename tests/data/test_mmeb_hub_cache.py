@@ -36,7 +36,7 @@ try:
 except DatasetAbsent as exc:
     absent = str(exc)
 print(json.dumps({"query": row.query.text, "gold": row.gold.text, "size": list(row.query.example().image.size),
-                  "absent": absent}))
+                  "absent": absent, "has": [reader.has("OK-VQA", "eval"), reader.has("GQA", "eval")]}))
 """
 
 
@@ -71,6 +71,7 @@ def test_hub_id_resolves_offline_from_the_datasets_cache(tmp_path: Path):
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["query"] == "Why?" and result["gold"] == "because" and result["size"] == [16, 16]
+    assert result["has"] == [True, False]  # a run's plan learns of the absent subset before opening its store
     absent = result["absent"]
     assert absent.startswith("no eval rows for 'GQA' from TIGER-Lab/MMEB-eval (subset GQA, split test): ")
     assert "\n" not in absent and absent.endswith("download it or drop it from the selection")
