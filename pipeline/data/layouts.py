@@ -29,8 +29,9 @@ DEFAULT_SPLITS: dict[str, str] = {"train": "original", "eval": "test"}
 KIND_DIRS: dict[str, tuple[str, ...]] = {"train": ("train", "original"), "eval": ("eval", "test")}
 # Split names the Hub uses for MMEB's files; a subset folder with any of them is split-aware.
 KNOWN_SPLITS = ("original", "diverse_instruction", "train", "test", "eval", "validation")
-# Where images unpack below a root: MMEB-train's `images/`, MMEB-eval's `eval_images/`.
-IMAGE_FOLDERS = ("", "images", "eval_images")
+# Where images unpack below a root: MMEB-train's `images/` (its unzip_file.py), MMEB-eval's
+# `eval_images/` (VLM2Vec's README); VLM2Vec's current train config names `MMEB-train/image`.
+IMAGE_FOLDERS = ("", "images", "eval_images", "image")
 ZIP_FOLDERS = ("", "images_zip", "images")
 
 
