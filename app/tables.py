@@ -248,3 +248,22 @@ def console_frame(columns: Sequence[str], rows: Sequence[tuple]) -> pd.DataFrame
         seen[col] = seen.get(col, 0) + 1
         names.append(col if seen[col] == 1 else f"{col}_{seen[col]}")
     return pd.DataFrame([[_cell(v) for v in row] for row in rows], columns=names)
+
+
+SKIPPED_PREFIX = "skipped ("  # how `pipeline.data_plan.notes` starts a run's note about data it left out
+
+
+def skipped_data_note(runs: pd.DataFrame, sources: Sequence[str], limit: int = 6) -> str:
+    """Markdown lines naming the selected datasets that the shown runs skipped (absent from the
+    download, or with no usable rows), one line per distinct note with the cells it applies to."""
+    if runs.empty or "notes" not in runs:
+        return ""
+    shown = runs[runs["source"].isin(sources) & runs["notes"].fillna("").str.startswith(SKIPPED_PREFIX)]
+    lines = []
+    for note, group in shown.groupby("notes", sort=True):
+        cells = sorted({f"{r.model} on {r.train_task or 'zero-shot'}" for r in group.itertuples()})
+        more = f" and {len(cells) - 3} more" if len(cells) > 3 else ""
+        lines.append(f"**Data skipped** ({', '.join(cells[:3])}{more}): {note}")
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"… and {len(lines) - limit} more notes (see `runs.notes` in the SQL tab)"]
+    return "  \n".join(lines)

@@ -5,8 +5,18 @@
     meta_tasks = ["classification", "vqa", "retrieval"]
 
     [data]
-    root = "builtin:small"         # an MMEB-format folder, or the built-in benchmark
+    root = "builtin:small"         # an MMEB-format folder (MMEB as downloaded), or the built-in benchmark
     selection = "builtin"          # or "paper32" for MMEB
+    # train_split = "original"     # MMEB-train's split (its folders also hold diverse_instruction, train)
+    # hub = "TIGER-Lab/MMEB-eval"  # rows through `datasets` (its cache when HF_DATASETS_OFFLINE=1)
+
+    [[data.datasets]]              # a dataset outside the catalog (pipeline/data/declared.py)
+    name = "RecipeRetrieval"
+    meta_task = "retrieval"
+    query_modality = "T"
+    target_modality = "I"
+    in_domain = true
+    instruction = "Find the dish this recipe makes:"
 
     [train]                        # any TrainConfig field
     global_batch_size = 32
@@ -26,10 +36,15 @@ See experiments/paper.toml and experiments/smoke.toml.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline.data.catalog import SELECTION_BASES
+from pipeline.data.dataset_info import DatasetInfo
+from pipeline.data.declared import declared_datasets
+from pipeline.data.layouts import DEFAULT_SPLITS
+from pipeline.data.mmeb_catalog import MMEB_DATASETS
 from pipeline.models.base import EncoderOptions
 from pipeline.models.registry import get_family, parse_dtype
 from pipeline.train.config import TrainConfig
@@ -80,11 +95,22 @@ class ModelEntry:
         return "tiny" if self.base.startswith("random:tiny") or "tiny" in self.name.lower() else "published"
 
 
+# DataEntry fields added after runs were first stored: left out of a run's configuration while
+# at these defaults, so the runs stored before them keep their identity (and are not re-run).
+_LATER_DEFAULTS: dict[str, Any] = {"hub": None, "train_hub": None, "train_split": DEFAULT_SPLITS["train"],
+                                   "eval_split": DEFAULT_SPLITS["eval"], "datasets": ()}
+
+
 @dataclass(frozen=True)
 class DataEntry:
     root: str = "builtin:small"  # MMEB-format folder, or builtin:small / builtin:full
     image_root: str | None = None
-    selection: str = "builtin"  # catalog selection base: builtin, paper32 or mmeb36
+    selection: str = "builtin"  # catalog selection base: builtin, paper32, mmeb36 or custom
+    hub: str | None = None  # eval rows from this hub id through `datasets` (e.g. TIGER-Lab/MMEB-eval)
+    train_hub: str | None = None  # train rows from this hub id (default: hub)
+    train_split: str = DEFAULT_SPLITS["train"]  # the one MMEB-train split read
+    eval_split: str = DEFAULT_SPLITS["eval"]
+    datasets: tuple[DatasetInfo, ...] = ()  # [[data.datasets]]: datasets outside the catalog
     train_cap: int = 20_000  # the paper's per-dataset cap
     eval_limit: int | None = None  # queries per eval dataset (None: all)
     # {meta_task: queries per eval dataset}: overrides eval_limit for a meta-task. Classification
@@ -93,6 +119,14 @@ class DataEntry:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "datasets", declared_datasets(self.datasets, taken=list(MMEB_DATASETS)))
+        if self.selection.split(":")[0] not in SELECTION_BASES:
+            raise ValueError(f"[data] selection {self.selection!r}: use one of {', '.join(SELECTION_BASES)} "
+                             "(meta-tasks are chosen by the experiment's meta_tasks)")
+        for key in ("train_split", "eval_split"):
+            if not getattr(self, key) or "/" in getattr(self, key):
+                raise ValueError(f"[data] {key} must be a split name such as 'original' or 'test', "
+                                 f"got {getattr(self, key)!r}")
         limits = {"eval_limit": self.eval_limit,
                   **{f"eval_limit_by_task.{t}": n for t, n in self.eval_limit_by_task.items()}}
         for where, limit in limits.items():
@@ -105,6 +139,11 @@ class DataEntry:
     def eval_limit_for(self, meta_task: str) -> int | None:
         """Queries per eval dataset of one meta-task."""
         return self.eval_limit_by_task.get(meta_task, self.eval_limit)
+
+    def to_config(self) -> dict[str, Any]:
+        """The entry as stored in a run's configuration (see `_LATER_DEFAULTS`)."""
+        data = asdict(self)
+        return {k: v for k, v in data.items() if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ def run_record(
     train_log: Sequence[dict] = (),
     embed: str = "all",
     pair_items: set[str] | None = None,
+    notes: str | None = None,  # e.g. the selected datasets this run skipped (data_plan.notes)
 ) -> RunRecord:
     """A RunRecord from an evaluation (and the training log up to it)."""
     scores, ranks = [], []
@@ -138,5 +139,5 @@ def run_record(
         code_version=code_version(), checkpoint=checkpoint, started_at=started_at, finished_at=datetime.now(),
         timings=timings, scores=scores, ranks=ranks,
         train_log=[TrainLogRecord(int(e["step"]), int(e["samples"]), e.get("loss"), e.get("lr")) for e in train_log],
-        embedding_items=list(item_ids), embeddings=vectors,
+        embedding_items=list(item_ids), embeddings=vectors, notes=notes,
     )

@@ -15,17 +15,18 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipeline.data.catalog import select
 from pipeline.data.dataset_info import DatasetInfo
-from pipeline.data.mmeb import MMEBReader
+from pipeline.data.mmeb import DatasetAbsent, MMEBReader
 from pipeline.data.records import EvalRow, ItemRef, TrainPair, unique_items
+from pipeline.data_plan import ABSENT, NO_ROWS, Skipped, absent, plan, selected
+from pipeline.data_plan import notes as skipped_notes
 from pipeline.eval.evaluator import EmbeddingCache, EvalResult, EvalTask, Evaluator
 from pipeline.eval.metrics import TIE_RULE
 from pipeline.experiment import DataEntry, Experiment, ModelEntry
@@ -65,12 +66,23 @@ def resolve_data_root(root: str, seed: int = 0, progress: bool = True) -> Path:
     return out
 
 
+def open_reader(data: DataEntry) -> MMEBReader:
+    """The reader of an experiment's [data]: a local folder, hub ids, or both. With a hub id the
+    default root (the built-in benchmark) is not built: only a root given explicitly is read."""
+    default_root = next(f.default for f in fields(DataEntry) if f.name == "root")
+    use_root = not (data.hub or data.train_hub) or data.root != default_root
+    root = resolve_data_root(data.root, data.seed) if use_root else None
+    return MMEBReader(root, image_root=data.image_root, hub=data.hub, train_hub=data.train_hub,
+                      train_split=data.train_split, eval_split=data.eval_split, infos=data.datasets)
+
+
 @dataclass
 class TaskData:
-    """One meta-task's training pairs and evaluation rows."""
+    """One meta-task's training pairs and evaluation rows, and the selected splits left out."""
 
     train: list[TrainPair]
     evals: dict[str, tuple[DatasetInfo, list[EvalRow]]]
+    skipped: list[Skipped] = field(default_factory=list)
 
     def eval_tasks(self) -> list[EvalTask]:
         return [EvalTask(name, info.meta_task, info.in_domain, [(r.query.id, [c.id for c in r.candidates]) for r in rows])
@@ -84,21 +96,28 @@ class TaskData:
 
 
 def load_task_data(reader: MMEBReader, data: DataEntry, meta_task: str) -> TaskData:
-    selection, seed = data.selection, data.seed
-    infos = select(f"{selection}:{meta_task}", reader.datasets() if selection == "builtin" else None)
-    available = {d.name for d in reader.datasets()}
-    infos = [d for d in infos if d.name in available or selection != "builtin"]
-    if not infos:
-        raise ValueError(f"no {meta_task} datasets of selection {selection!r} under {reader.root}")
+    """The meta-task's selected datasets that are here; each absent or empty split is skipped
+    (logged, and listed in `TaskData.skipped`), never an error."""
     train: list[TrainPair] = []
-    evals = {}
-    for info in infos:
-        if info.has_train:
-            train += reader.train(info.name, cap=data.train_cap, seed=seed)
-        rows = reader.eval(info.name, limit=data.eval_limit_for(meta_task), seed=seed)
+    evals, skipped = {}, []
+    for info in selected(reader, data, meta_task):
+        try:
+            if info.has_train:
+                train += reader.train(info.name, cap=data.train_cap, seed=data.seed)
+        except DatasetAbsent as exc:
+            skipped.append(Skipped(info.name, "train", ABSENT, str(exc)))
+        try:
+            rows = reader.eval(info.name, limit=data.eval_limit_for(meta_task), seed=data.seed)
+        except DatasetAbsent as exc:
+            skipped.append(Skipped(info.name, "eval", ABSENT, str(exc)))
+            continue
         if rows:
             evals[info.name] = (info, rows)
-    return TaskData(train, evals)
+        else:
+            skipped.append(Skipped(info.name, "eval", NO_ROWS, "every row was skipped (see the read report)"))
+    for s in skipped:
+        log.warning("%s: skipping %s", meta_task, s.line())
+    return TaskData(train, evals, skipped)
 
 
 def _pairs_at(pairs: list[TrainPair]):
@@ -132,17 +151,27 @@ class ExperimentRunner:
         self.progress = progress and self.processes.is_main
         self.output_dir = Path(experiment.output_dir or vlmembed_home() / "runs" / experiment.name).expanduser()
         # The main process builds the built-in benchmark if it is missing; the others then find it.
-        self.processes.on_main(resolve_data_root, experiment.data.root, experiment.data.seed)
-        root = resolve_data_root(experiment.data.root, experiment.data.seed)
-        self.reader = MMEBReader(root, image_root=experiment.data.image_root)
+        self.processes.on_main(open_reader, experiment.data)
+        self.reader = open_reader(experiment.data)
+        self._absent: dict[str, list[Skipped]] = {}
         self.cache = EmbeddingCache(self.output_dir / "embedding-cache")
 
     # -- identities ----------------------------------------------------------------------
     def run_config(self, entry: ModelEntry, meta_task: str) -> dict[str, Any]:
         model = {**asdict(entry), "train_vision": entry.vision_trained}  # the family's default resolved
-        return {"experiment": self.exp.name, "model": model, "meta_task": meta_task,
-                "data": asdict(self.exp.data), "train": self.exp.train_for(meta_task).to_dict(),
-                "eval": {"metric": "precision@1", "tie_rule": TIE_RULE}}
+        cfg = {"experiment": self.exp.name, "model": model, "meta_task": meta_task,
+               "data": self.exp.data.to_config(), "train": self.exp.train_for(meta_task).to_dict(),
+               "eval": {"metric": "precision@1", "tie_rule": TIE_RULE}}
+        gone = self.absent_for(meta_task)
+        if gone:  # so the cell runs again once the missing data is downloaded
+            cfg["data_absent"] = sorted(f"{s.dataset}:{s.split}" for s in gone)
+        return cfg
+
+    def absent_for(self, meta_task: str) -> list[Skipped]:
+        """The meta-task's selected splits whose files are not here (read once per runner)."""
+        if meta_task not in self._absent:
+            self._absent[meta_task] = absent(self.reader, selected(self.reader, self.exp.data, meta_task))
+        return self._absent[meta_task]
 
     def run_id(self, entry: ModelEntry, meta_task: str, stage: str, samples: int | None) -> str:
         where = "final" if stage == "final" else f"{stage}-{samples}"
@@ -161,10 +190,13 @@ class ExperimentRunner:
 
     def _run_grid(self, only_models: set[str] | None) -> list[str]:
         landed: list[str] = []
+        cells = [(t, e) for t, e in self.exp.grid() if not only_models or e.name in only_models]
+        # Checked before the store is opened: a grid with nothing to run on leaves no store behind.
+        usable = plan(self.reader, self.exp.data, list(dict.fromkeys(t for t, _ in cells)), where=self._where())
         with MainProcessStore(self.store_path, self.processes) as writer:
             loaded: dict[str, TaskData] = {}  # the grid goes meta-task by meta-task: one task's data at a time
-            for meta_task, entry in self.exp.grid():
-                if only_models and entry.name not in only_models:
+            for meta_task, entry in cells:
+                if meta_task not in usable:
                     continue
                 cfg = self.run_config(entry, meta_task)
                 if self.is_stored(writer, entry, meta_task):
@@ -175,8 +207,24 @@ class ExperimentRunner:
                     loaded.clear()
                     loaded[meta_task] = load_task_data(self.reader, self.exp.data, meta_task)
                     self._register_data(writer, loaded[meta_task])
+                if not self._trainable(loaded[meta_task], meta_task, entry):
+                    continue
                 landed += self._run_one(writer, entry, meta_task, loaded[meta_task], cfg)
         return landed
+
+    def _where(self) -> str:
+        hubs = [h for h in (self.exp.data.hub, self.exp.data.train_hub) if h]
+        return ", ".join([str(self.reader.root)] * (self.reader.root is not None) + hubs)
+
+    @staticmethod
+    def _trainable(data: TaskData, meta_task: str, entry: ModelEntry) -> bool:
+        """Whether a cell has what it needs once its data is read (rows can all turn out broken)."""
+        if data.evals and data.train:
+            return True
+        lacking = "evaluation rows" if not data.evals else "training pairs"
+        log.warning("skipping %s on %s: no %s left after reading (%s)", entry.name, meta_task, lacking,
+                    "; ".join(s.line() for s in data.skipped) or "see the read report")
+        return False
 
     def _register_data(self, writer: StoreWriter | MainProcessStore, data: TaskData) -> None:
         writer.upsert_datasets([dataset_record(info) for info, _ in data.evals.values()])
@@ -200,7 +248,8 @@ class ExperimentRunner:
             timings={"eval_s": time.perf_counter() - tick}, result=result,
             dataset_names={n: store_dataset_name(i) for n, (i, _) in data.evals.items()},
             row_positions={n: list(range(len(rows))) for n, (_, rows) in data.evals.items()},
-            train_log=history, embed=self.exp.store_embeddings, pair_items=data.pair_items())
+            train_log=history, embed=self.exp.store_embeddings, pair_items=data.pair_items(),
+            notes=skipped_notes(data.skipped))
         writer.add_run(record, replace=True)
         writer.publish(keep_open=True)
         log.info("stored %s (evaluated and stored in %.1fs): %s", run_id, time.perf_counter() - tick, _summary(result))
@@ -226,8 +275,6 @@ class ExperimentRunner:
             self.processes.on_main(replace(recipe, lora=None).save, base_dir)
             landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="zero-shot", samples=0,
                                      checkpoint=str(base_dir)))
-        if not data.train:
-            raise ValueError(f"{meta_task}: no training pairs (no in-domain dataset with a train split)")
         trainer = ContrastiveTrainer(encoder, replace(self.exp.train_for(meta_task), lora=lora), len(data.train),
                                      _pairs_at(data.train), run_dir / "checkpoints", progress=self.progress,
                                      groups=[p.dataset for p in data.train])
@@ -257,6 +304,8 @@ class ExperimentRunner:
         from pipeline.models.recipe import load_encoder
 
         landed = []
+        tasks = list(entry.meta_tasks or self.exp.meta_tasks)
+        usable = plan(self.reader, self.exp.data, tasks, train=False, where=self._where())  # before the store opens
         with MainProcessStore(self.store_path, self.processes) as writer:
             writer.upsert_models([model_record(entry)])
             if model_dir is not None:
@@ -267,8 +316,11 @@ class ExperimentRunner:
                 recipe = EncoderRecipe(entry.family, entry.base, entry.dtype, dict(entry.options))
                 encoder = recipe.build(device=self.device)
                 stage, samples, where = "zero-shot", 0, entry.base
-            for meta_task in entry.meta_tasks or self.exp.meta_tasks:
+            for meta_task in (t for t in tasks if t in usable):
                 data = load_task_data(self.reader, self.exp.data, meta_task)
+                if not data.evals:
+                    log.warning("skipping %s: no evaluation rows left after reading", meta_task)
+                    continue
                 self._register_data(writer, data)
                 cfg = {**self.run_config(entry, meta_task), "recipe": asdict(recipe), "evaluated": where}
                 landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage=stage, samples=samples,

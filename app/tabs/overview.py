@@ -40,6 +40,9 @@ def _build(snap: Snapshot, source: str) -> tuple:
     note = "  \n".join(f"**{name}**: {rest}" for name, _, rest in
                        (figures.SOURCE_NOTES[s].partition(": ") for s in present))
     note += "  \nPrecision@1, default variant, final stage; averages are over the stored per-dataset numbers."
+    skipped = tables.skipped_data_note(snap.runs, present)
+    if skipped:
+        note += "  \n" + skipped
     gaps = tables.paradigm_gap(averages)
     table = tables.overview_table(averages, snap.reported)
     numbers = ["average", "in_domain", "ood", "printed"]

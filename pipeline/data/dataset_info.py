@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from storage.vocabulary import MMEBMetaTask, ModalityCode
 
-Benchmark = Literal["MMEB", "builtin"]
+Benchmark = Literal["MMEB", "builtin", "custom"]  # custom: declared in an experiment TOML
 Role = Literal["benchmark", "pretraining"]
 
 MANIFEST = "manifest.json"  # a benchmark folder's index of datasets (written by the built-in builder)

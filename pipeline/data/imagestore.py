@@ -1,9 +1,11 @@
 """Finding the images MMEB rows name by relative path, in folders and zip files.
 
-MMEB ships its images as per-subset zips (``images_zip/ImageNet_1K.zip``) whose members
-may or may not carry the ``images/`` prefix the rows use; the built-in benchmark writes
-plain PNG files. An :class:`ImageStore` answers "where is this path, how big is it, give
-me its bytes" for both without unpacking anything: zip members are read on demand.
+MMEB-train ships its images as per-subset zips (``images_zip/ImageNet_1K.zip``) whose members
+lack the ``images/`` prefix the rows use, MMEB-eval as one ``images.zip`` that unpacks into
+``eval_images/``; the built-in benchmark writes plain PNG files. An :class:`ImageStore`
+answers "where is this path, how big is it, give me its bytes" for all of them, zipped or
+unpacked (`pipeline.data.layouts.image_roots`), without unpacking anything: zip members are
+read on demand.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from pipeline.data.images import ImageError, open_image
+from pipeline.data.layouts import IMAGE_FOLDERS, image_roots, zip_files
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +33,27 @@ class _Location:
     size: int
 
 
+def _member_index(infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
+    """Zip members by name, also without a leading image folder (``images/``, ``eval_images/``)
+    so a zip packed with or without it serves the same rows; macOS's ``__MACOSX/`` copies are left out."""
+    index: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        if info.is_dir() or info.filename.startswith("__MACOSX/"):
+            continue
+        index[info.filename] = info
+        head, _, rest = info.filename.partition("/")
+        if head in IMAGE_FOLDERS and rest:
+            index.setdefault(rest, info)
+    return index
+
+
 class ImageStore:
     """Images under one or more roots: folders (searched for ``*.zip`` too) or zip files.
 
     A key is the relative path a row stores (``images/NIGHTS/Train/ref_000.jpg``). It is
     tried as given and with leading folders dropped (``NIGHTS/Train/ref_000.jpg``), first as a
-    file under each folder root, then as a member of each zip.
+    file under each folder root and its unpacked image folders (``images/``, ``eval_images/``,
+    and those of its ``train/`` and ``eval/`` halves), then as a member of each zip.
     """
 
     def __init__(self, roots: Sequence[str | os.PathLike[str]]):
@@ -45,21 +63,23 @@ class ImageStore:
             raise FileNotFoundError(f"image root(s) not found: {', '.join(missing)}; pass an existing folder or zip")
         self._located: dict[str, _Location | None] = {}
         self._zip_members: dict[Path, dict[str, zipfile.ZipInfo]] | None = None
+        self._folder_roots: list[Path] | None = None
         self._handles: dict[Path, zipfile.ZipFile] = {}
         self._handles_pid = os.getpid()
         self._lock = threading.Lock()
 
     # -- lookup -------------------------------------------------------------------------
     def _zip_paths(self) -> list[Path]:
-        zips: list[Path] = []
-        for root in self.roots:
-            if root.is_file() and zipfile.is_zipfile(root):
-                zips.append(root)
-            elif root.is_dir():
-                for folder in (root, root / "images_zip", root / "images"):
-                    if folder.is_dir():
-                        zips += sorted(folder.glob("*.zip"))
-        return zips
+        return [z for z in zip_files(self.roots) if zipfile.is_zipfile(z)]
+
+    def _folders(self) -> list[Path]:
+        if self._folder_roots is None:
+            folders: list[Path] = []
+            for root in self.roots:
+                if root.is_dir():
+                    folders += [f for f in image_roots(root) if f not in folders]
+            self._folder_roots = folders
+        return self._folder_roots
 
     def _members(self) -> dict[Path, dict[str, zipfile.ZipInfo]]:
         if self._zip_members is None:
@@ -67,7 +87,7 @@ class ImageStore:
             for path in self._zip_paths():
                 try:
                     with zipfile.ZipFile(path) as zf:
-                        members[path] = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+                        members[path] = _member_index(zf.infolist())
                 except (zipfile.BadZipFile, OSError) as exc:
                     log.warning("skipping unreadable zip %s (%s)", path, exc)
             self._zip_members = members
@@ -99,15 +119,15 @@ class ImageStore:
     def _find_relative(self, key: str) -> _Location | None:
         candidates = self._candidates(key)
         for name in candidates:
-            for root in self.roots:
+            for root in self._folders():
                 path = root / name
-                if root.is_dir() and path.is_file():
+                if path.is_file():
                     return _Location(None, str(path), path.stat().st_size)
         for zip_path, members in self._members().items():
             for name in candidates:
                 info = members.get(name)
                 if info is not None:
-                    return _Location(zip_path, name, info.file_size)
+                    return _Location(zip_path, info.filename, info.file_size)
         return None
 
     # -- access -------------------------------------------------------------------------

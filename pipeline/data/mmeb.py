@@ -3,10 +3,12 @@
 Train rows: ``qry``, ``qry_image_path``, ``pos_text``, ``pos_image_path`` and optional
 ``neg_text`` / ``neg_image_path`` (a string or a list). Eval rows: ``qry_text``,
 ``qry_img_path``, ``tgt_text[]``, ``tgt_img_path[]`` with the gold candidate first (and
-MMEB-V2's optional ``qry_inst`` / ``tgt_inst``). Files are parquet, JSONL or JSON, found as
-``ROOT/<kind>/<name>.*``, ``ROOT/<name>/*`` (MMEB's hub layout: ``original-*.parquet``,
-``test-*.parquet``) or ``ROOT/<name>.*``; a ``manifest.json`` (written by the built-in
-builder) names files and metadata directly. Images are found through an
+MMEB-V2's optional ``qry_inst`` / ``tgt_inst``). Files are parquet, JSONL or JSON, found in
+each layout of an MMEB download (`pipeline.data.layouts`: the Hub's main branch, its
+``refs/convert/parquet`` branch, ``eval/<Subset>/`` and ``train/<Subset>/`` folders), one split
+only (MMEB-train: ``original`` unless told otherwise); a ``manifest.json`` (written by the
+built-in builder) names files and metadata directly. With ``hub=`` the rows come through
+`datasets.load_dataset`, which reads its own cache when ``HF_DATASETS_OFFLINE=1``. Images are found through an
 :class:`~pipeline.data.imagestore.ImageStore` (folders and zips) and decoded only when an
 example is materialised.
 
@@ -30,20 +32,22 @@ from pipeline.data.dataset_info import MANIFEST, DatasetInfo
 from pipeline.data.images import ImageError
 from pipeline.data.imagestore import ImageStore
 from pipeline.data.instructions import KNOWN_TARGET_INSTRUCTIONS, split_instruction, strip_placeholder
+from pipeline.data.layouts import DEFAULT_SPLITS, Kind, find_data_files, missing_hint
 from pipeline.data.mmeb_catalog import MMEB_DATASETS, TRAIN_CAP, mmeb_info
 from pipeline.data.records import EvalRow, ItemRef, TrainPair
 from pipeline.data.report import ReadReport, image_problem
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["train", "eval"]
 ImageCheck = Literal["none", "exists", "decode"]
-DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
-_KIND_DIRS = {"train": ("train", "original"), "eval": ("eval", "test")}
 
 
 class MMEBFormatError(ValueError):
     """A data file or folder that cannot be read as MMEB format at all."""
+
+
+class DatasetAbsent(FileNotFoundError):
+    """A dataset (or one split of it) that this download does not hold; a run skips it."""
 
 
 class _Malformed(ValueError):
@@ -56,26 +60,6 @@ def stable_seed(seed: int, name: str) -> int:
 
 
 # -- files ------------------------------------------------------------------------------
-def find_data_files(root: Path, names: Sequence[str], kind: Kind) -> list[Path]:
-    """The files that hold `kind` rows of a dataset stored under any of `names`."""
-    for name in names:
-        for folder in _KIND_DIRS[kind]:
-            found = [root / folder / f"{name}{s}" for s in DATA_SUFFIXES if (root / folder / f"{name}{s}").is_file()]
-            if found:
-                return found[:1]
-        sub = root / name
-        if sub.is_dir():
-            files = sorted(p for p in sub.iterdir() if p.suffix in DATA_SUFFIXES and p.is_file())
-            wanted = [p for p in files if p.name.startswith(_KIND_DIRS[kind])]
-            others = [p for p in files if p.name.startswith(sum(_KIND_DIRS.values(), ()))]
-            if wanted or (files and not others):
-                return wanted or files
-        for s in DATA_SUFFIXES:
-            if (root / f"{name}{s}").is_file():
-                return [root / f"{name}{s}"]
-    return []
-
-
 def load_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(index, row) for every row of a parquet / JSONL / JSON file; a row that is not valid
     JSON comes back as a `_Malformed` instance in place of the row."""
@@ -220,25 +204,34 @@ class MMEBReader:
 
     ``root``: folder of data files (and ``manifest.json`` for the built-in benchmark).
     ``image_root``: folder(s) or zip(s) holding the images; defaults to ``root``.
-    ``hub``: a hub dataset id (``TIGER-Lab/MMEB-eval``) read with `datasets.load_dataset`
-    instead of local files; optional and never needed offline.
+    ``hub`` / ``train_hub``: hub dataset ids (``TIGER-Lab/MMEB-eval``, ``TIGER-Lab/MMEB-train``)
+    whose eval / train rows come through `datasets.load_dataset` (its cache, offline, when
+    ``HF_DATASETS_OFFLINE=1``) instead of local files; without a ``root``, ``train_hub``
+    defaults to ``hub``.
+    ``train_split`` / ``eval_split``: the one split read (MMEB-train: ``original``).
+    ``infos``: records of datasets outside the catalogs (declared in an experiment).
     """
 
     def __init__(self, root: str | os.PathLike[str] | None, image_root: str | os.PathLike[str]
                  | Sequence[str | os.PathLike[str]] | None = None, hub: str | None = None,
-                 hub_split: str | None = None) -> None:
-        if root is None and hub is None:
+                 train_hub: str | None = None, train_split: str = DEFAULT_SPLITS["train"],
+                 eval_split: str = DEFAULT_SPLITS["eval"], infos: Sequence[DatasetInfo] = ()) -> None:
+        if root is None and hub is None and train_hub is None:
             raise ValueError("give a local data folder (root) or a hub dataset id (hub)")
         self.root = Path(root) if root is not None else None
         if self.root is not None and not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: no such data folder; build one with `vlmembed build-bench` or download MMEB")
-        self.hub, self.hub_split = hub, hub_split
+        # Without a local folder the eval hub id serves training rows too (one repo holding both).
+        self.hubs: dict[str, str | None] = {"eval": hub, "train": train_hub or (hub if root is None else None)}
+        self.splits: dict[str, str] = {"train": train_split, "eval": eval_split}
+        self.extra_infos = {d.name: d for d in infos}
         roots = image_root if isinstance(image_root, (list, tuple)) else [image_root or self.root]
         roots = [r for r in roots if r is not None]
         self.store = ImageStore(roots) if roots else None
         self.manifest = self._load_manifest()
         self.report = ReadReport()
         self._image_checks: dict[tuple[str, str], str | None] = {}
+        self._hub_opened: dict[tuple[str, str], Iterable[dict]] = {}
 
     def _load_manifest(self) -> dict[str, Any] | None:
         path = self.root / MANIFEST if self.root is not None else None
@@ -251,17 +244,19 @@ class MMEBReader:
 
     # -- metadata -----------------------------------------------------------------------
     def datasets(self, include_pretraining: bool = False) -> list[DatasetInfo]:
-        """The datasets this root holds: from its manifest, or MMEB's catalog for the files found."""
+        """The datasets this root holds: from its manifest, or the catalog (MMEB's and any
+        declared ones) for the files found."""
         if self.manifest is not None:
             infos = [DatasetInfo.from_dict(d) for d in self.manifest.get("datasets", [])]
             return [d for d in infos if include_pretraining or d.role == "benchmark"]
-        if self.root is None:
-            return list(MMEB_DATASETS.values())
-        return [d for d in MMEB_DATASETS.values()
-                if find_data_files(self.root, d.subset_names, "eval") or find_data_files(self.root, d.subset_names, "train")]
+        known = [*MMEB_DATASETS.values(), *self.extra_infos.values()]
+        return [d for d in known if self.has(d.name, "eval") or (d.has_train and self.has(d.name, "train"))]
 
     def info(self, name: str) -> DatasetInfo | None:
-        """The dataset's record, or None for a dataset neither the manifest nor MMEB knows."""
+        """The dataset's record, or None for a dataset neither the manifest, the declared
+        datasets nor MMEB knows."""
+        if name in self.extra_infos:
+            return self.extra_infos[name]
         if self.manifest is not None:
             for d in self.manifest.get("datasets", []):
                 if d.get("name") == name:
@@ -270,6 +265,21 @@ class MMEBReader:
             return mmeb_info(name)
         except KeyError:
             return None
+
+    def missing(self, name: str, kind: Kind) -> str | None:
+        """Why `kind` rows of `name` are not here (one line), or None when they are. Local files
+        are only looked for; a hub subset is opened (memory-mapped, kept for the read)."""
+        try:
+            if self.hubs[kind] is not None:
+                self._hub_rows(name, self.info(name), kind)
+            else:
+                self._files(name, self.info(name), kind)
+        except DatasetAbsent as exc:
+            return str(exc)
+        return None
+
+    def has(self, name: str, kind: Kind) -> bool:
+        return self.missing(name, kind) is None
 
     def _sides(self, info: DatasetInfo | None) -> _Sides:
         if info is None:  # custom data: any instruction MMEB uses may lead a text
@@ -280,21 +290,20 @@ class MMEBReader:
 
     # -- rows ---------------------------------------------------------------------------
     def _files(self, name: str, info: DatasetInfo | None, kind: Kind) -> list[Path]:
-        assert self.root is not None
+        if self.root is None:
+            raise DatasetAbsent(f"no {kind} rows for {name!r}: no local data folder and no hub id for {kind} data")
         if self.manifest is not None:
             listed = self.manifest.get("files", {}).get(name, {}).get(kind, [])
             if listed:
                 return [self.root / p for p in listed]
         names = info.subset_names if info is not None else (name,)
-        files = find_data_files(self.root, names, kind)
+        files = find_data_files(self.root, names, kind, self.splits[kind])
         if not files:
-            raise FileNotFoundError(
-                f"no {kind} files for {name!r} under {self.root} (looked for {kind}/{name}.parquet|jsonl|json, "
-                f"{name}/*, {name}.*); check the name with `reader.datasets()`")
+            raise DatasetAbsent(f"no {kind} files for {name!r}: {missing_hint(self.root, names, kind, self.splits[kind])}")
         return files
 
     def _raw_rows(self, name: str, info: DatasetInfo | None, kind: Kind) -> Iterator[tuple[int, Any]]:
-        if self.hub is not None:
+        if self.hubs[kind] is not None:
             yield from enumerate(self._hub_rows(name, info, kind))
             return
         offset = 0
@@ -306,11 +315,19 @@ class MMEBReader:
             offset += last + 1
 
     def _hub_rows(self, name: str, info: DatasetInfo | None, kind: Kind) -> Iterable[dict]:
-        from datasets import load_dataset  # optional path: needs the hub or its cache
+        from datasets import load_dataset  # optional path: needs the hub or, offline, its cache
 
+        hub, split = self.hubs[kind], self.splits[kind]
         subset = (info.train_subset or info.name) if (info is not None and kind == "train") else name
-        split = self.hub_split or ("original" if kind == "train" else "test")
-        return load_dataset(self.hub, subset, split=split)
+        if (kind, subset) in self._hub_opened:
+            return self._hub_opened[(kind, subset)]
+        try:
+            rows = self._hub_opened[(kind, subset)] = load_dataset(hub, subset, split=split)
+            return rows
+        except Exception as exc:  # datasets raises many types for "not there" (offline, no config, no split)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatasetAbsent(f"no {kind} rows for {name!r} from {hub} (subset {subset}, split {split}): "
+                                f"{first}; download it or drop it from the selection") from exc
 
     def _parse(self, name: str, kind: Kind) -> tuple[list, Any]:
         info = self.info(name)
