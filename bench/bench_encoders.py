@@ -50,7 +50,7 @@ def typical_batch(batch: int, image_size: tuple[int, int]) -> list[Example]:
 
 
 def measure(family: str, size: str, device: str, dtype: torch.dtype, batch: int, repeats: int,
-            image_size: tuple[int, int]) -> dict:
+            image_size: tuple[int, int], peak_tflops: float | None = None) -> dict:
     cls = get_family(family)
     cuda = device.startswith("cuda")
     default = torch.get_default_dtype()
@@ -90,6 +90,8 @@ def measure(family: str, size: str, device: str, dtype: torch.dtype, batch: int,
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "finite": bool(torch.isfinite(out).all()),
     }
+    if peak_tflops:  # model FLOPs utilisation: a forward is ~2 FLOPs per parameter per token
+        result["mfu"] = 2 * result["params"] * result["tokens_per_s"] / (peak_tflops * 1e12)
     del encoder, inputs, out
     gc.collect()
     if cuda:
@@ -107,16 +109,20 @@ def main() -> None:
     parser.add_argument("--image-size", default="640x480")
     parser.add_argument("--families", nargs="*", default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "encoders.json")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the device's dense bf16 peak, to report MFU (H200: 989)")
     args = parser.parse_args()
     dtype = parse_dtype(args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32"))
     image_size = tuple(int(v) for v in args.image_size.split("x"))
     results = []
     for family in args.families or family_names():
-        r = measure(family, args.size, args.device, dtype, args.batch, args.repeats, image_size)  # type: ignore[arg-type]
+        r = measure(family, args.size, args.device, dtype, args.batch, args.repeats, image_size,  # type: ignore[arg-type]
+                    args.peak_tflops)
         results.append(r)
         mem = f"{r['peak_memory_gib']:.1f} GiB" if r["peak_memory_gib"] is not None else "n/a"
         print(f"{family:12s} params {r['params'] / 1e9:6.2f}B  tokens {r['tokens']:6d}  "
-              f"{r['tokens_per_s']:10.0f} tok/s  {r['examples_per_s']:7.1f} ex/s  peak {mem}  finite={r['finite']}",
+              f"{r['tokens_per_s']:10.0f} tok/s  {r['examples_per_s']:7.1f} ex/s  peak {mem}  finite={r['finite']}"
+              + (f"  MFU {r['mfu']:.1%}" if "mfu" in r else ""),
               flush=True)
     best = max(r["tokens_per_s"] for r in results)
     for r in results:
