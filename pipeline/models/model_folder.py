@@ -76,11 +76,15 @@ def adapter_config(recipe: EncoderRecipe, adapter_keys: list[str]) -> dict:
     return json.loads(json.dumps(out, default=sorted))  # sets (target_modules) as sorted lists
 
 
-def save_model_folder(checkpoint: str | Path, out: str | Path, card: str | None = None) -> Path:
-    """Write a checkpoint directory (`encoder.json` + weights) as a Hugging Face-shaped folder."""
+def save_model_folder(checkpoint: str | Path, out: str | Path, card: str | None = None,
+                      encoder: VLMEncoder | None = None) -> Path:
+    """Write a checkpoint directory (`encoder.json` + weights) as a Hugging Face-shaped folder.
+
+    `encoder`: the checkpoint's model already in memory (the trainer's), saving a second load.
+    """
     checkpoint, out = Path(checkpoint), Path(out)
     recipe = _absolute_base(EncoderRecipe.load(checkpoint), checkpoint)
-    encoder = load_encoder(checkpoint)
+    encoder = encoder if encoder is not None else load_encoder(checkpoint)
     trained = _trained_state(recipe, checkpoint, encoder)
     out.mkdir(parents=True, exist_ok=True)
     if recipe.lora is not None:

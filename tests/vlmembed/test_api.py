@@ -3,6 +3,8 @@ gives the very vectors the run stored."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +72,20 @@ def test_an_unknown_run_says_how_to_list_runs(paper_store) -> None:
     run_id = StoreReader(paper_store).runs()["run_id"].iloc[0]
     with pytest.raises(ValueError, match="no checkpoint"):
         vlmembed.load(run_id, store=paper_store)
+
+
+def test_every_trained_run_is_a_peft_folder_and_export_model_adds_its_scores(embedded_store, final_run,
+                                                                            tmp_path) -> None:
+    from pipeline.cli import main
+    from pipeline.models.model_folder import ADAPTER_CONFIG, ADAPTER_WEIGHTS, META_FILE
+
+    checkpoint = StoreReader(embedded_store.path).runs().set_index("run_id").loc[final_run, "checkpoint"]
+    assert {ADAPTER_CONFIG, ADAPTER_WEIGHTS, META_FILE, "README.md"} <= {p.name for p in Path(checkpoint).iterdir()}
+    out = tmp_path / "exported"
+    assert main(["export-model", final_run, "--out", str(out), "--store", str(embedded_store.path)]) == 0
+    card = (out / "README.md").read_text()
+    assert "precision@1" in card and final_run in card and "library_name: peft" in card
+    model = vlmembed.load(out)
+    np.testing.assert_allclose(model.encode("a red square"), vlmembed.load(checkpoint).encode("a red square"),
+                               atol=1e-5)
+    assert main(["export-model", "no-such-run", "--out", str(out), "--store", str(embedded_store.path)]) == 2
