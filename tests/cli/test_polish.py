@@ -83,3 +83,12 @@ def test_library_chatter_is_silenced_unless_verbose(paper_store, capsys) -> None
     assert main(["--verbose", "sql", "--store", str(paper_store), "SELECT 1"]) == 0
     assert logging.getLogger("transformers").getEffectiveLevel() == logging.DEBUG
     logging.getLogger("transformers").setLevel(logging.WARNING)  # leave the process as other tests expect
+
+
+def test_a_query_longer_than_a_shell_argument_runs_from_a_file(paper_store, tmp_path, capsys) -> None:
+    big = tmp_path / "big.sql"
+    values = ", ".join(f"({i})" for i in range(30_000))  # about 250 KiB: over Linux's 128 KiB per argument
+    big.write_text(f"SELECT count(*) AS n FROM (VALUES {values}) t(x)")
+    assert big.stat().st_size > 128 * 1024
+    assert main(["sql", "--store", str(paper_store), "--csv", "--file", str(big)]) == 0
+    assert capsys.readouterr().out == "n\n30000\n"
