@@ -120,9 +120,10 @@ def _model_record(reader: StoreReader, model: str, paradigm: str | None, fmt: st
 def import_results(store: Path, fmt: str, path: Path, model: str, paradigm: str | None = None) -> ImportReport:
     """Land a result file (or folder) as one run of source `fmt`."""
     run = format_module(fmt).read(path)
-    reader = StoreReader(store) if store.exists() else None
+    if not store.exists():
+        StoreWriter(store).publish()  # an empty store of the current schema, to read from
+    reader = StoreReader(store)
     with StoreWriter(store) as writer:
-        reader = reader or StoreReader(store)
         record = _model_record(reader, model, paradigm, fmt)
         if record is not None:
             writer.upsert_models([record])

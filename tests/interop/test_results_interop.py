@@ -143,3 +143,10 @@ def test_parquet_export_holds_scores_ranks_items_runs_and_fixed_size_embeddings(
                  "--run", one]) == 0
     assert con.execute(f"SELECT list(DISTINCT run_id) FROM '{tmp_path}/one/scores.parquet'").fetchone()[0] == [one]
     assert con.execute(f"SELECT count(*) FROM '{tmp_path}/one/runs.parquet'").fetchone()[0] == 1
+
+
+def test_import_creates_a_store_that_is_not_there_yet(tmp_path) -> None:
+    store = tmp_path / "new.duckdb"
+    report = import_results(store, "vlm2vec", FIXTURES / "vlm2vec_v1", "VLM2Vec-v1", paradigm="autoregressive")
+    scores = StoreReader(store).scores(run_ids=[report.run_id])
+    assert scores["dataset"].tolist() == ["ImageNet-1K"] and scores["value"].tolist() == [pytest.approx(65.2)]
