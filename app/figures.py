@@ -20,6 +20,8 @@ SOURCE_NOTES = {
     "paper": "paper: the published 7-8B checkpoints on MMEB (Tables 1-4)",
     "pipeline": "pipeline: runs trained and evaluated by this code",
     "demo": "demo: tiny models on the built-in benchmark — not comparable in absolute terms",
+    "mteb": "mteb: results imported from MTEB result files (`vlmembed import`)",
+    "vlm2vec": "vlm2vec: results imported from VLM2Vec score files or its leaderboard report (`vlmembed import`)",
 }
 # One hue family per paradigm, so AR vs diffusion reads at a glance.
 PALETTES = {

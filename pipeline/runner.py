@@ -33,6 +33,8 @@ from pipeline.experiment import DataEntry, Experiment, ModelEntry
 from pipeline.main_process_store import MainProcessStore, Processes
 from pipeline.models.base import VLMEncoder
 from pipeline.models.lora import LoraSettings
+from pipeline.models.model_card import ModelCard
+from pipeline.models.model_folder import save_model_folder
 from pipeline.models.recipe import WEIGHTS_FILE, EncoderRecipe
 from pipeline.results import (
     dataset_record,
@@ -293,6 +295,9 @@ class ExperimentRunner:
         self.processes.on_main(replace(recipe, weights=WEIGHTS_FILE).save, final.path)
         landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="final", samples=result.samples,
                                  checkpoint=str(final.path), history=result.log))
+        # The final model also as a PEFT / safetensors folder (the card's scores: `vlmembed export-model`)
+        card = ModelCard(name=entry.name, recipe=asdict(recipe), run_id=landed[-1], training=cfg)
+        save_model_folder(final.path, final.path, card=card.markdown(), encoder=encoder)
         return landed
 
     def evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None = None) -> list[str]:

@@ -7,6 +7,7 @@ out-of-date store with a message naming `vlmembed migrate`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import duckdb
@@ -59,8 +60,28 @@ def _models_per_variant(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE models_v2 RENAME TO models")
 
 
+def table_ddl(table: str, new_name: str) -> str:
+    """The current schema's CREATE TABLE statement of `table`, creating `new_name` instead."""
+    match = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n\);", TABLES, flags=re.S)
+    if match is None:
+        raise StoreSchemaError(f"the schema defines no table {table!r}")
+    return match.group(0).replace(f"CREATE TABLE IF NOT EXISTS {table} (", f"CREATE TABLE {new_name} (", 1)
+
+
+def _import_sources(con: duckdb.DuckDBPyConnection) -> None:
+    """2 -> 3: `runs.source` admits the imported sources ('mteb', 'vlm2vec').
+
+    DuckDB cannot alter a CHECK constraint, so the table is rebuilt with the current one and
+    every row copied; no value changes.
+    """
+    con.execute(table_ddl("runs", "runs_v3"))
+    con.execute("INSERT INTO runs_v3 BY NAME SELECT * FROM runs")
+    con.execute("DROP TABLE runs")
+    con.execute("ALTER TABLE runs_v3 RENAME TO runs")
+
+
 # MIGRATIONS[n] turns a version-n store into version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _models_per_variant}
+MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _import_sources}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from storage.vocabulary import META_TASKS, PARADIGMS, SOURCES, STAGES, sql_choices
 
-SCHEMA_VERSION = 2  # 2: `models` keyed by (model, variant)
+SCHEMA_VERSION = 3  # 2: `models` keyed by (model, variant); 3: runs.source admits imported 'mteb' / 'vlm2vec'
 
 TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (

@@ -24,8 +24,10 @@ Modality = Literal["image", "text", "image+text"]
 MODALITIES: tuple[str, ...] = get_args(Modality)
 MODALITY_NAMES: dict[str, str] = dict(zip(MODALITY_CODES, MODALITIES, strict=True))
 
-Source = Literal["paper", "pipeline", "demo"]
+# mteb / vlm2vec: results imported from those projects' files (`vlmembed import`)
+Source = Literal["paper", "pipeline", "demo", "mteb", "vlm2vec"]
 SOURCES: tuple[str, ...] = get_args(Source)  # where a run's numbers come from
+IMPORT_SOURCES: tuple[str, ...] = ("mteb", "vlm2vec")
 
 Stage = Literal["zero-shot", "checkpoint", "final"]
 STAGES: tuple[str, ...] = get_args(Stage)  # in training order

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("storage", "pipeline", "app")
+PACKAGES = ("storage", "pipeline", "app", "vlmembed")
 
 
 def module_files() -> dict[str, Path]:

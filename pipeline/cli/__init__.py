@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -31,6 +32,30 @@ class UserError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: ...)" only where the help text does not already name the default, and
+    not for flags and options whose default is "not given"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action) or text
+
+
+# Libraries whose chatter ("You are using a model of type ...", weight-loading reports) is
+# noise at the command line; --verbose lets it through.
+NOISY_LIBRARIES = ("transformers", "huggingface_hub", "peft", "accelerate")
+
+
+def quiet_libraries(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.ERROR
+    if not verbose:  # read by transformers when it is first imported
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(level)
+
+
 def _commands() -> list[Command]:
     found = []
     for info in pkgutil.iter_modules(__path__):
@@ -48,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vlmembed",
         description="Compare multimodal embedding models made from diffusion and autoregressive VLMs.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and the libraries' own messages (transformers, peft ...)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _commands():
         p = sub.add_parser(command.name, help=command.help, description=command.description or command.help,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=HelpFormatter)
         command.add_arguments(p)
         p.set_defaults(_run=command.run)
     return parser
@@ -65,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    quiet_libraries(args.verbose)
     try:
         return int(args._run(args) or 0)
     except Exception as exc:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.cli import Command
 from pipeline.cli._common import add_store_argument, store_path
+from pipeline.cli._setup import setup_errors
 from pipeline.cli._single import add_model_and_data, experiment_from_args
 
 
@@ -22,7 +23,8 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.runner import ExperimentRunner
 
     experiment = experiment_from_args(args)
-    runner = ExperimentRunner(experiment, store_path(args))
+    with setup_errors(args.data):
+        runner = ExperimentRunner(experiment, store_path(args))
     landed = runner.evaluate_only(experiment.models[0], model_dir=args.model_dir)
     print(f"{len(landed)} runs stored in {store_path(args)}")
     return 0

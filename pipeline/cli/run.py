@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.cli import Command
 from pipeline.cli._common import add_store_argument, store_path
+from pipeline.cli._setup import setup_errors
 
 
 def _add(parser: argparse.ArgumentParser) -> None:
@@ -23,9 +24,10 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.runner import ExperimentRunner
     from storage import StoreWriter
 
-    experiment = Experiment.from_toml(args.experiment)
-    StoreWriter.check(store_path(args))  # a store problem now, in one line, not after the first training
-    runner = ExperimentRunner(experiment, store_path(args), device=args.device, progress=not args.no_progress)
+    with setup_errors(str(args.experiment)):
+        experiment = Experiment.from_toml(args.experiment)
+        StoreWriter.check(store_path(args))  # a store problem now, in one line, not after the first training
+        runner = ExperimentRunner(experiment, store_path(args), device=args.device, progress=not args.no_progress)
     landed = runner.run(only_models=set(args.only) if args.only else None)
     print(f"{len(landed)} runs stored in {store_path(args)}" + ("" if landed else " (everything was already stored)"))
     return 0

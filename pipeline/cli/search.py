@@ -42,8 +42,15 @@ def _print_result(result) -> None:
         if answer.gold_rank is not None:
             print(f"   gold item at rank {answer.gold_rank}")
         for hit in answer.hits:
-            shown = hit.text if hit.text else f"[{hit.modality}]"
+            shown = hit_label(hit)
             print(f"   {hit.rank:>3}  {hit.score:+.4f}  {'*' if hit.gold else ' '} {hit.item_id}  {shown[:70]}")
+
+
+def hit_label(hit) -> str:
+    """What a hit is, readably: its text, else its image file, else its modality."""
+    if hit.text:
+        return hit.text
+    return f"[{hit.modality}] {hit.image_path}" if hit.image_path else f"[{hit.modality}]"
 
 
 def _run(args: argparse.Namespace) -> int:

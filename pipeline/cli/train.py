@@ -6,6 +6,7 @@ import argparse
 
 from pipeline.cli import Command
 from pipeline.cli._common import add_store_argument, store_path
+from pipeline.cli._setup import setup_errors
 from pipeline.cli._single import add_model_and_data, experiment_from_args, parse_overrides
 
 
@@ -21,7 +22,9 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.runner import ExperimentRunner
 
     experiment = experiment_from_args(args, parse_overrides(args.set))
-    landed = ExperimentRunner(experiment, store_path(args)).run()
+    with setup_errors(args.data):
+        runner = ExperimentRunner(experiment, store_path(args))
+    landed = runner.run()
     print(f"{len(landed)} runs stored in {store_path(args)}")
     return 0
 

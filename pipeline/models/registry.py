@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import pkgutil
+from importlib.metadata import entry_points
 
 import torch
 
 from pipeline.models import families
 from pipeline.models.base import EncoderOptions, FamilySpec, Size, VLMEncoder
 
+log = logging.getLogger(__name__)
+
+# Third-party families: `[project.entry-points."vlmembed.families"] name = "package.module"`
+ENTRY_POINT_GROUP = "vlmembed.families"
 _FAMILIES: dict[str, type[VLMEncoder]] = {}
 _DISCOVERED = False
 
@@ -43,7 +49,22 @@ def _discover() -> None:
     for info in pkgutil.iter_modules(families.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{families.__name__}.{info.name}")
+    _discover_plugins()
     _DISCOVERED = True
+
+
+def _discover_plugins() -> None:
+    """Families of other installed distributions, declared under the `vlmembed.families`
+    entry-point group: a module (its @register classes land here on import) or a class."""
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not take the built-in families down
+            log.warning("model family plugin %s = %s failed to load (%s: %s); reinstall or remove it",
+                        entry.name, entry.value, type(exc).__name__, exc)
+            continue
+        if isinstance(loaded, type) and issubclass(loaded, VLMEncoder):
+            register(loaded)
 
 
 def family_names() -> list[str]:

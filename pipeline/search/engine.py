@@ -71,6 +71,7 @@ class Hit:
     text: str | None
     thumbnail: bytes | None = field(default=None, repr=False)
     gold: bool = False
+    image_path: str | None = None  # an image item's file, relative to its benchmark (names it where it has no text)
 
 
 @dataclass
@@ -296,7 +297,7 @@ class SearchEngine:
         for rank, (item, score) in enumerate(found, start=1):
             card = cards.get(item, {})
             answer.hits.append(Hit(rank, item, score, card.get("modality", "?"), card.get("text"),
-                                   card.get("thumbnail"), item in gold_items))
+                                   card.get("thumbnail"), item in gold_items, card.get("image_path")))
         ranks = [r for r in (index.rank(vec, g) for g in gold_items) if r is not None]
         answer.gold_rank = min(ranks) if ranks else None
         answer.placement = self._place(view, run, vec, dataset or self._map_dataset(view, answer, gold), method)
@@ -334,7 +335,7 @@ class SearchEngine:
         if missing:
             for row in self.reader.items(missing).itertuples():
                 card = {"modality": row.modality, "text": _none_if_nan(row.text),
-                        "thumbnail": _none_if_nan(row.thumbnail)}
+                        "thumbnail": _none_if_nan(row.thumbnail), "image_path": _none_if_nan(row.image_path)}
                 out[row.item_id] = self._cards.get((version, row.item_id), lambda c=card: c)
         return out
 
