@@ -38,6 +38,7 @@ from pipeline.results import (
     run_record,
     store_dataset_name,
 )
+from pipeline.stats.landing import store_intervals
 from pipeline.train.checkpointing import CheckpointInfo, latest_checkpoint
 from pipeline.train.trainer import ContrastivePair, ContrastiveTrainer, TrainResult
 from storage import StoreWriter, config_hash
@@ -193,6 +194,7 @@ class ExperimentRunner:
             row_positions={n: list(range(len(rows))) for n, (_, rows) in data.evals.items()},
             train_log=history, embed=self.exp.store_embeddings, pair_items=data.pair_items())
         writer.add_run(record, replace=True)
+        store_intervals(writer, [run_id])
         writer.publish(keep_open=True)
         log.info("stored %s (evaluated and stored in %.1fs): %s", run_id, time.perf_counter() - tick, _summary(result))
         return run_id

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import duckdb
 
 from storage.errors import StoreSchemaError
-from storage.schema import SCHEMA_VERSION, TABLES, VIEWS
+from storage.schema import INTERVALS_TABLE, SCHEMA_VERSION, TABLES, VIEWS
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -59,8 +59,17 @@ def _models_per_variant(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE models_v2 RENAME TO models")
 
 
+def _add_intervals(con: duckdb.DuckDBPyConnection) -> None:
+    """2 -> 3: the `intervals` table (and the `v_intervals` view, made with every view after a migration).
+
+    Storage computes no statistics, so the table starts empty: `vlmembed stats` fills it for the
+    runs already stored, and every run landed from now on brings its own.
+    """
+    con.execute(INTERVALS_TABLE)
+
+
 # MIGRATIONS[n] turns a version-n store into version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _models_per_variant}
+MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _add_intervals}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int | None:

@@ -8,12 +8,37 @@ columns stable.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: `models` keyed by (model, variant)
+SCHEMA_VERSION = 3  # 2: `models` keyed by (model, variant); 3: `intervals`
 
 META_TASKS = ("classification", "vqa", "retrieval")
 SOURCES = ("paper", "pipeline", "demo")
 PARADIGMS = ("autoregressive", "diffusion")
 ROLES = ("query", "target")
+
+# 95% intervals of every score (version 3). Written by `pipeline.stats` when a run lands and by
+# `vlmembed stats`; a dataset's row has scope 'dataset', an average's scope 'average' (name = meta-task).
+INTERVALS_TABLE = """
+CREATE TABLE IF NOT EXISTS intervals (
+    run_id VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL CHECK (scope IN ('dataset', 'average')),
+    name VARCHAR NOT NULL,                -- the dataset, or the meta-task of an average
+    split VARCHAR NOT NULL CHECK (split IN ('all', 'in_domain', 'ood')),  -- 'all' for a dataset
+    metric VARCHAR NOT NULL,
+    value DOUBLE NOT NULL,                -- the point estimate (the stored score, or the mean of them)
+    lower DOUBLE NOT NULL,
+    upper DOUBLE NOT NULL,
+    level DOUBLE NOT NULL,                -- 0.95
+    method VARCHAR NOT NULL,              -- 'bootstrap' (per-query ranks) or 'wilson-n' / 'normal-n' (from n)
+    n_queries INTEGER,                    -- queries behind the score (summed over an average's datasets)
+    n_datasets INTEGER NOT NULL,
+    n_resamples INTEGER,                  -- bootstrap only
+    seed INTEGER,                         -- bootstrap only
+    PRIMARY KEY (run_id, scope, name, split, metric)
+);
+"""
+
+INTERVAL_COLUMNS = ("run_id", "scope", "name", "split", "metric", "value", "lower", "upper", "level", "method",
+                    "n_queries", "n_datasets", "n_resamples", "seed")
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -155,7 +180,7 @@ CREATE TABLE IF NOT EXISTS alignment (
     value DOUBLE NOT NULL,
     PRIMARY KEY (run_id, dataset, metric)
 );
-"""
+""" + "\n" + INTERVALS_TABLE
 
 VIEWS = """
 CREATE OR REPLACE VIEW dataset_items AS
@@ -189,6 +214,20 @@ CREATE OR REPLACE VIEW v_meta_task_averages AS
            count(*) AS n_datasets
     FROM v_scores
     GROUP BY ALL;
+
+CREATE OR REPLACE VIEW v_intervals AS
+    SELECT r.source, i.run_id, r.model, m.paradigm, i.scope,
+           coalesce(d.meta_task, i.name) AS meta_task,
+           CASE WHEN i.scope = 'dataset' THEN i.name END AS dataset,
+           CASE WHEN i.scope = 'dataset' THEN CASE WHEN d.in_domain THEN 'in_domain' ELSE 'ood' END
+                ELSE i.split END AS split,
+           i.metric, i.value, i.lower, i.upper, i.level, i.method, i.n_queries, i.n_datasets,
+           i.n_resamples, i.seed, r.variant, r.stage, r.train_samples, r.label
+    FROM intervals i
+    JOIN runs r USING (run_id)
+    JOIN models m ON m.model = r.model AND m.variant = r.variant
+    LEFT JOIN datasets d ON i.scope = 'dataset' AND d.dataset = i.name
+    WHERE r.status = 'complete';
 """
 
 VIEW_DOCS = {
@@ -196,5 +235,10 @@ VIEW_DOCS = {
     "in_domain, metric, value, then variant, stage, train_samples, label, benchmark, scale",
     "v_embeddings": "one row per (run, dataset, item, role): run_id, model, dataset, item_id, role, modality, text, vec",
     "v_meta_task_averages": "per run and meta-task: the mean over datasets, and over in-domain / OOD datasets",
+    "v_intervals": "one row per (run, dataset or meta-task average, split, metric): source, run_id, model, "
+    "paradigm, scope ('dataset' | 'average'), meta_task, dataset (NULL for an average), split, metric, value, "
+    "lower, upper, level, method ('bootstrap' from per-query ranks; 'wilson-n' / 'normal-n' computed from the "
+    "eval size n, for the paper's numbers), n_queries, n_datasets, n_resamples, seed, then variant, stage, "
+    "train_samples, label",
     "dataset_items": "which items are queries and which are candidates (targets) of each dataset",
 }

@@ -40,7 +40,8 @@ MODEL_COLUMNS = ("model", "variant", "family", "display_name", "paradigm", "atte
 
 
 # Every table keyed by run besides `runs` itself: what a run brings with it.
-RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment")
+RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment",
+              "intervals")
 
 
 def _insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[tuple]) -> None:

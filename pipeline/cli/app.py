@@ -28,10 +28,10 @@ def _run(args: argparse.Namespace) -> int:
     if not path.exists():
         # The CLI may write; the app never does. A first run gets the paper's numbers to look at.
         from storage import StoreWriter
-        from storage.paper import import_paper
+        from pipeline.stats.landing import import_paper_with_intervals
 
         with StoreWriter(path) as writer:
-            n = import_paper(writer)
+            n = import_paper_with_intervals(writer)
         print(f"no store at {path} yet: created it with the paper's numbers ({n} runs)")
 
     demo = None if args.no_demo else _start_demo(path)

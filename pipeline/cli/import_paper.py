@@ -16,11 +16,11 @@ def _add(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from storage import StoreWriter
-    from storage.paper import import_paper
+    from pipeline.stats.landing import import_paper_with_intervals
 
     path = store_path(args)
     with StoreWriter(path, fresh=args.fresh) as writer:
-        n = import_paper(writer)
+        n = import_paper_with_intervals(writer)
     print(f"imported {n} paper runs (Tables 1-4, with Table 5 and 6 metadata) into {path}")
     return 0
 

@@ -38,9 +38,9 @@ from pipeline.experiment import DataEntry, Experiment, ModelEntry
 from pipeline.models.base import Example
 from pipeline.models.registry import build
 from pipeline.runner import ExperimentRunner, resolve_data_root
+from pipeline.stats.landing import import_paper_with_intervals
 from pipeline.train.config import TrainConfig
 from storage import StoreReader, StoreWriter
-from storage.paper import import_paper
 from storage.paths import vlmembed_home
 
 log = logging.getLogger(__name__)
@@ -285,7 +285,7 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
     with StoreWriter(store) as writer:  # held to the end: one demo build per store at a time
         tick = time.perf_counter()
         if not writer.has_run(source="paper"):
-            import_paper(writer)
+            import_paper_with_intervals(writer)
             writer.publish(keep_open=True)
         report.seconds["paper"] = time.perf_counter() - tick
         tick = time.perf_counter()
