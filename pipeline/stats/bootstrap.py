@@ -97,8 +97,8 @@ def _rows(run_ids, scope, names, split, metrics, point, lower, upper, n_queries,
     return pd.DataFrame({
         "run_id": np.repeat(run_ids, m), "scope": scope, "name": np.repeat(names, m), "split": split,
         "metric": np.tile(list(metrics), r), "value": point.ravel(), "lower": lower.ravel(), "upper": upper.ravel(),
-        "level": level, "method": "bootstrap", "n_queries": np.repeat(n_queries, m).astype(np.int64),
-        "n_datasets": np.repeat(n_datasets, m).astype(np.int64), "n_resamples": resamples, "seed": seed,
+        "level": level, "method": "bootstrap", "n_queries": np.repeat(np.broadcast_to(n_queries, r), m).astype(np.int64),
+        "n_datasets": np.repeat(np.broadcast_to(n_datasets, r), m).astype(np.int64), "n_resamples": resamples, "seed": seed,
     })
 
 
