@@ -30,11 +30,12 @@ def mcnemar_exact(b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def holm(p: np.ndarray) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values along the last axis (reject where adjusted <= alpha)."""
+    """Holm-Bonferroni adjusted p-values along the last axis (reject where adjusted <= alpha). NaN marks
+    a test that was not made (a pair that shares no queries on that dataset): it is not counted and stays NaN."""
     p = np.asarray(p, dtype=np.float64)
-    m = p.shape[-1]
-    order = np.argsort(p, axis=-1, kind="stable")
-    ranked = np.take_along_axis(p, order, axis=-1) * (m - np.arange(m))
+    m = (~np.isnan(p)).sum(axis=-1, keepdims=True)
+    order = np.argsort(p, axis=-1, kind="stable")  # NaN sorts last, so it never lowers a real test's multiplier
+    ranked = np.take_along_axis(p, order, axis=-1) * (m - np.arange(p.shape[-1]))
     adjusted = np.minimum(1.0, np.maximum.accumulate(ranked, axis=-1))
     out = np.empty_like(adjusted)
     np.put_along_axis(out, order, adjusted, axis=-1)

@@ -78,3 +78,27 @@ def test_paired_interval_is_narrower_than_the_unpaired_one_when_runs_agree():
     unpaired = unpaired_comparison(*sized).datasets.iloc[0]
     assert paired["diff"] == pytest.approx(unpaired["diff"])
     assert paired["upper"] - paired["lower"] < (unpaired["upper"] - unpaired["lower"]) / 3
+
+
+def test_holm_leaves_tests_not_made_out_of_the_count():
+    np.testing.assert_allclose(holm(np.array([0.01, np.nan, 0.04])), [0.02, np.nan, 0.04])
+
+
+def test_all_pairs_at_once_agree_with_one_comparison_at_a_time():
+    from pipeline.stats.pairwise import pairwise_tests
+
+    rng = np.random.default_rng(5)
+    runs = {run: {d: rng.integers(1, 3, 150) for d in ("d1", "d2", "d3")} for run in ("A", "B", "C")}
+    frames = {run: _ranks(ds, ood=frozenset({"d3"})).assign(run_id=run) for run, ds in runs.items()}
+    datasets, averages = pairwise_tests(pd.concat(frames.values()), resamples=300)
+    assert len(datasets) == 3 * 3 and len(averages) == 3 * 3  # 3 pairs x (3 datasets | all, in-domain, OOD)
+    one = paired_comparison(frames["A"], frames["C"], resamples=300)
+    mine = datasets.query("run_a == 'A' and run_b == 'C'").set_index("dataset")
+    theirs = one.datasets.set_index("dataset")
+    for column in ("diff", "lower", "upper", "a_only", "b_only", "p_mcnemar", "p_holm"):
+        np.testing.assert_allclose(mine[column].to_numpy(float), theirs.loc[mine.index, column].to_numpy(float))
+    mine_avg = averages.query("run_a == 'A' and run_b == 'C'").set_index("split")
+    theirs_avg = one.averages.set_index("split")
+    for column in ("diff", "lower", "upper"):
+        np.testing.assert_allclose(mine_avg[column].to_numpy(float),
+                                   theirs_avg.loc[mine_avg.index, column].to_numpy(float))
