@@ -102,3 +102,12 @@ def test_bootstrap_interval_covers_a_known_mean_at_about_the_stated_rate():
     assert 0.92 <= coverage[0.95] <= 0.98
     assert 0.86 <= coverage[0.90] <= 0.94
     assert 0.40 <= coverage[0.50] <= 0.60
+
+
+def test_percentile_interval_is_numpys_linear_quantile_along_either_axis():
+    samples = np.random.default_rng(4).normal(size=(999, 7))
+    lower, upper = percentile_interval(samples, 0.9)
+    np.testing.assert_allclose(lower, np.quantile(samples, 0.05, axis=0))
+    np.testing.assert_allclose(upper, np.quantile(samples, 0.95, axis=0))
+    lower_t, upper_t = percentile_interval(samples.T, 0.9, axis=-1)
+    np.testing.assert_allclose((lower_t, upper_t), (lower, upper))
