@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app.stats_view import error_bars, interval_text
 from app.tables import META_TASK_ORDER, PARADIGM_ORDER, SOURCE_ORDER, value_columns
 
 # What each source's numbers are; the demo caveat is shown wherever demo numbers are drawn.
@@ -64,6 +66,15 @@ def model_colours(frame: pd.DataFrame) -> dict[str, str]:
     return colours
 
 
+def _intervals(rows: pd.DataFrame, note: str = "interval_note") -> list[str]:
+    """Each bar's interval as hover text, or why it has none (frames without intervals: nothing)."""
+    if "lower" not in rows:
+        return [""] * len(rows)
+    notes = rows[note] if note in rows else pd.Series("", index=rows.index)
+    return [interval_text(lo, hi, n if pd.isna(lo) else "") + ("" if pd.isna(lo) or note != "how" else f" ({n})")
+            for lo, hi, n in zip(rows["lower"], rows["upper"], notes, strict=True)]
+
+
 def message_figure(text: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))
@@ -86,9 +97,10 @@ def meta_task_bars(averages: pd.DataFrame, title: str = "Average Precision@1 per
         for label, rows in part.groupby("label", sort=False):
             fig.add_bar(x=rows["meta_task"], y=rows["average"], name=label, legendgroup=label,
                         marker_color=colours.get(label), text=rows["average"].map(_one_decimal), **BAR_TEXT,
-                        customdata=rows[["n_datasets", "paradigm"]],
+                        customdata=np.column_stack([rows["n_datasets"], rows["paradigm"], _intervals(rows)]),
+                        error_y=error_bars(rows, "average"),
                         hovertemplate=f"{label}<br>%{{x}}: %{{y:.1f}}<br>%{{customdata[0]}} datasets, "
-                                      "%{customdata[1]}<extra></extra>",
+                                      "%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
                         showlegend=label not in shown_in_legend, row=1, col=col)
             shown_in_legend.add(label)
     fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASK_ORDER))
@@ -108,9 +120,11 @@ def gap_bars(gaps: pd.DataFrame) -> go.Figure:
         for split, rows in part.groupby("split", sort=False):
             fig.add_bar(x=rows["meta_task"], y=rows["gap"], name=split, legendgroup=split,
                         marker_color=SPLIT_COLOURS.get(split), text=rows["gap"].map("{:+.1f}".format),
-                        **BAR_TEXT, customdata=rows[["ar_model", "ar", "diffusion_model", "diffusion"]],
+                        **BAR_TEXT, customdata=np.column_stack([rows[["ar_model", "ar", "diffusion_model",
+                                                                      "diffusion"]], _intervals(rows, "how")]),
+                        error_y=error_bars(rows, "gap"),
                         hovertemplate="%{x}, " + split + ": %{customdata[0]} %{customdata[1]:.1f} vs "
-                                      "%{customdata[2]} %{customdata[3]:.1f}<extra></extra>",
+                                      "%{customdata[2]} %{customdata[3]:.1f}<br>%{customdata[4]}<extra></extra>",
                         showlegend=col == 1, row=1, col=col)
     fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASK_ORDER))
     fig.update_yaxes(title_text="points (> 0: AR ahead)", col=1, zeroline=True, zerolinecolor="#334155")
