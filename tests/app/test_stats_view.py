@@ -1,0 +1,92 @@
+"""Intervals on the dashboard: joined onto the Overview's averages and gap, drawn as error bars, and
+every number without one says why."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app import figures, stats_view
+from app.store import StoreCache
+from app.tabs.overview import overview_view
+from pipeline.stats.landing import store_intervals
+from pipeline.stats.paired import Comparison
+from storage import StoreWriter
+
+
+@pytest.fixture(scope="module")
+def with_intervals(mixed_store_file, tmp_path_factory):
+    """The mixed store after `vlmembed stats`."""
+    path = tmp_path_factory.mktemp("stats") / "store.duckdb"
+    shutil.copyfile(mixed_store_file, path)
+    with StoreWriter(path) as writer:
+        store_intervals(writer)
+    return StoreCache(path).snapshot()
+
+
+def test_every_overview_average_has_an_interval_around_it(with_intervals):
+    averages = with_intervals.averages
+    assert averages["lower"].notna().all() and (averages["interval_note"] == "").all()
+    assert ((averages["lower"] <= averages["average"]) & (averages["average"] <= averages["upper"])).all()
+    paper = averages[averages["source"] == "paper"].set_index(["label", "meta_task"])
+    assert set(paper["method"]) == {"normal-n"}
+    # 10 datasets of 1000 queries each: the mean's half-width is about 1.96 * sqrt(sum p(1-p)/1000) / 10
+    llava = paper.loc[("LLaVA-1.6", "classification")]
+    assert 0.6 < llava["upper"] - llava["average"] < 1.0
+
+
+def test_overview_bars_and_gap_carry_error_bars(with_intervals):
+    _, bars, gap, _, _ = overview_view(with_intervals, "paper")
+    llava = next(t for t in bars.data if t.name == "LLaVA-1.6")
+    assert llava.error_y.array is not None and (np.asarray(llava.error_y.array) > 0).all()
+    assert all(text.startswith("95% CI") for text in llava.customdata[:, 2])
+    overall = next(t for t in gap.data if t.name == "all")
+    assert (np.asarray(overall.error_y.array) > 0).all()
+    assert "unpaired" in overall.customdata[0, 4]  # the paper's numbers: computed from n
+    gaps = with_intervals.gaps.query("source == 'paper' and split == 'all'")
+    assert ((gaps["lower"] < gaps["gap"]) & (gaps["gap"] < gaps["upper"])).all()
+
+
+def test_numbers_without_intervals_say_why(snapshot):
+    averages = snapshot.averages  # the mixed store before `vlmembed stats`
+    assert averages["lower"].isna().all()
+    assert set(averages["interval_note"]) == {stats_view.NO_INTERVAL_STATS}
+    bars = figures.meta_task_bars(averages[averages["source"] == "paper"])
+    assert "vlmembed stats" in bars.data[0].customdata[0, 2]
+
+
+def _gaps() -> tuple[pd.DataFrame, pd.DataFrame]:
+    averages = pd.DataFrame({"source": "demo", "meta_task": "vqa", "label": ["ar", "diff", "mixed"],
+                             "run_id": ["run-ar", "run-diff", None]})
+    gaps = pd.DataFrame({"source": ["demo", "demo"], "meta_task": "vqa", "split": ["all", "OOD"],
+                         "ar_model": ["ar", "mixed"], "ar": 30.0, "diffusion_model": "diff", "diffusion": 20.0,
+                         "gap": 10.0})
+    return gaps, averages
+
+
+def test_gap_interval_comes_from_the_comparison_of_its_two_runs():
+    gaps, averages = _gaps()
+    calls = []
+
+    def compare(a, b):
+        calls.append((a, b))
+        rows = pd.DataFrame({"meta_task": ["vqa"], "split": ["all"], "lower": [4.0], "upper": [16.0]})
+        return Comparison("precision@1", pd.DataFrame(), rows), "paired: bootstrap of the difference"
+
+    out = stats_view.gap_with_intervals(gaps, averages, compare)
+    assert calls == [("run-ar", "run-diff")]  # the mixed series has no single run to compare
+    assert (out.loc[0, "lower"], out.loc[0, "upper"]) == (4.0, 16.0) and out.loc[0, "how"].startswith("paired")
+    assert np.isnan(out.loc[1, "lower"]) and out.loc[1, "how"] == stats_view.NO_INTERVAL_MIXED
+
+
+def test_gap_without_shared_queries_says_so():
+    gaps, averages = _gaps()
+
+    def compare(a, b):
+        raise ValueError("run-ar and run-diff share no evaluated queries")
+
+    out = stats_view.gap_with_intervals(gaps.head(1), averages, compare)
+    assert np.isnan(out.loc[0, "lower"]) and "share no evaluated queries" in out.loc[0, "how"]
