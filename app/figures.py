@@ -188,13 +188,20 @@ def delta_bars(delta: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
     if delta.empty:
         return message_figure("No dataset in common: pick two runs evaluated on the same benchmark.")
     colours = ["#16a34a" if d > 0 else "#dc2626" for d in delta["delta"]]
+    real = delta["real"] if "real" in delta else pd.Series(False, index=delta.index)  # survives Holm at 0.05
+    error = error_bars(delta, "delta")
     fig = go.Figure(go.Bar(
         x=delta["delta"], y=delta["dataset"], orientation="h", marker_color=colours,
-        text=delta["delta"].map("{:+.1f}".format), **BAR_TEXT,
+        marker_pattern_shape=["" if r else "/" for r in real],  # hatched: not shown to be real
+        error_x=error,
+        text=[f"{d:+.1f}{' ✓' if r else ''}" for d, r in zip(delta["delta"], real, strict=True)], **BAR_TEXT,
         customdata=delta[["a", "b", "meta_task"]],
         hovertemplate=(f"%{{y}} (%{{customdata[2]}})<br>{label_a}: %{{customdata[0]:.1f}}<br>"
                        f"{label_b}: %{{customdata[1]:.1f}}<extra></extra>"),
     ))
     fig.update_yaxes(autorange="reversed")
-    return fig.update_layout(title=f"{label_b} − {label_a} (points)", template="plotly_white",
+    title = f"{label_b} − {label_a} (points)"
+    if error is not None:
+        title += "<br><sup>95% intervals; ✓ solid: survives Holm at 0.05; hatched: not shown to differ</sup>"
+    return fig.update_layout(title=title, template="plotly_white",
                              height=max(300, 22 * len(delta) + 120), margin=dict(l=140, r=40, t=50, b=40))

@@ -14,6 +14,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from app.tables import ID_COLS, best_mask, value_columns
+from pipeline.stats.paired import ALPHA, holm
+
 NO_INTERVAL_STATS = "no interval stored: run `vlmembed stats`"
 NO_INTERVAL_MIXED = "no interval: this series draws its datasets from several runs"
 SPLIT_KEYS = {"all": "all", "in-domain": "in_domain", "OOD": "ood"}  # app split names -> v_intervals'
@@ -86,3 +89,68 @@ def interval_text(lower: float, upper: float, note: str = "") -> str:
     if pd.isna(lower) or pd.isna(upper):
         return note or NO_INTERVAL_STATS
     return f"95% CI {lower:.1f} to {upper:.1f}"
+
+
+def cell_intervals(scores: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """`scores` (one row per series, dataset and metric) plus each score's `lower`, `upper` and `method`."""
+    wanted = intervals[intervals["scope"] == "dataset"][["run_id", "dataset", "metric", "lower", "upper", "method"]]
+    return scores.merge(wanted, on=["run_id", "dataset", "metric"], how="left")
+
+
+def interval_table(table: pd.DataFrame, scores: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """The Per-dataset table (app.tables.per_dataset_table of `scores`) with each cell as text:
+    'value [lower, upper]', or 'value [no interval]'."""
+    cols = value_columns(table)
+    if table.empty or not cols:
+        return table
+    name_col = "source_label" if scores["source"].nunique() > 1 else "label"
+    cells = cell_intervals(scores, intervals)
+    cells["split"] = np.where(cells["in_domain"], "in-domain", "OOD")
+    cells["text"] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if pd.notna(lo) else f"{v:.1f} [no interval]"
+                     for v, lo, hi in zip(cells["value"], cells["lower"], cells["upper"], strict=True)]
+    wide = cells.pivot_table(index=ID_COLS, columns=name_col, values="text", aggfunc="last")
+    out = table[ID_COLS].merge(wide.reset_index(), on=ID_COLS, how="left")
+    out = out.reindex(columns=[*ID_COLS, *cols]).fillna("–")
+    out["best"] = table["best"].to_numpy()
+    return out
+
+
+def style_text_best(text_table: pd.DataFrame, numbers: pd.DataFrame):
+    """`interval_table`'s text for display, each row's best (by `numbers`) in bold on a tint, as style_best."""
+    cols = value_columns(numbers)
+    styler = text_table.style
+    if not cols or text_table.empty:
+        return styler
+    css = best_mask(numbers).replace({True: "font-weight: bold; background-color: #dbeafe", False: ""})
+    return styler.apply(lambda _: css.set_axis(text_table.index), axis=None, subset=cols)
+
+
+def delta_significance(delta: pd.DataFrame, scores: pd.DataFrame, series_a: str, series_b: str,
+                       compare: Callable[..., tuple] | None, metric: str) -> tuple[pd.DataFrame, str]:
+    """`delta` (app.tables.delta_table: b - a) plus the interval of b - a, the test's p, its Holm-corrected p
+    across the delta's datasets, and `real` (survives Holm at 0.05); and a sentence saying how."""
+    out = delta.assign(lower=np.nan, upper=np.nan, p=np.nan)
+    if compare is None or delta.empty:
+        return out.assign(p_holm=np.nan, real=False), "no test: the store could not be read"
+    runs = scores[scores["metric"] == metric].set_index(["series", "dataset"])["run_id"]
+    hows = set()
+    for (run_b, run_a), rows in out.groupby([out["dataset"].map(lambda d: runs.get((series_b, d))),
+                                             out["dataset"].map(lambda d: runs.get((series_a, d)))]):
+        try:
+            comparison, how = compare(run_b, run_a, metric)  # b - a, as the delta
+        except ValueError as exc:
+            hows.add(f"not tested: {exc}")
+            continue
+        hows.add(how.split(";")[0])
+        found = comparison.datasets.set_index("dataset")
+        p_col = "p_mcnemar" if "p_mcnemar" in found else "p_normal"
+        for i in rows.index:
+            d = out.at[i, "dataset"]
+            if d in found.index:
+                out.loc[i, ["lower", "upper", "p"]] = [found.at[d, "lower"], found.at[d, "upper"], found.at[d, p_col]]
+    tested = out["p"].notna()
+    out["p_holm"] = np.nan
+    if tested.any():
+        out.loc[tested, "p_holm"] = holm(out.loc[tested, "p"].to_numpy())
+    out["real"] = out["p_holm"] <= ALPHA
+    return out, "; ".join(sorted(hows))

@@ -57,6 +57,7 @@ class Snapshot:
     averages: pd.DataFrame = field(default_factory=pd.DataFrame)  # overview: default variant, final stage
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # v_intervals, every metric
     gaps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=GAP_COLUMNS))  # with their intervals
+    compare: Callable[..., tuple] | None = field(default=None, repr=False, compare=False)  # (a, b, metric) -> a - b
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
     _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -101,9 +102,10 @@ class Snapshot:
         headline = filter_scores(scores, variants=["default"], stages=["final"])
         intervals = read_intervals(reader)
         averages = averages_with_intervals(meta_task_averages(headline), headline, intervals)
+        compare = _comparer(reader)
         return cls(version=version, scores=scores, series=series_catalogue(scores), runs=runs,
                    reported=reader.reported_averages(), averages=averages, intervals=intervals,
-                   gaps=gap_with_intervals(paradigm_gap(averages), averages, _comparer(reader)))
+                   gaps=gap_with_intervals(paradigm_gap(averages), averages, compare), compare=compare)
 
     def summary(self) -> str:
         if not self.ok:
@@ -113,9 +115,9 @@ class Snapshot:
         return f"{len(self.runs)} runs ({per_source or 'none yet'}), {len(self.scores)} scores"
 
 
-def _comparer(reader: StoreReader) -> Callable[[str, str], tuple]:
-    """compare_runs on this reader, each pair once (a gap's three splits share their two runs)."""
-    return lru_cache(maxsize=None)(lambda a, b: compare_runs(reader, a, b))
+def _comparer(reader: StoreReader) -> Callable[..., tuple]:
+    """compare_runs on this reader, each (a, b, metric) once (a gap's three splits share their two runs)."""
+    return lru_cache(maxsize=None)(lambda a, b, metric=DEFAULT_METRIC: compare_runs(reader, a, b, metric))
 
 
 def _stamp(path: Path) -> str:
