@@ -37,13 +37,12 @@ def shared_datasets(runs: pd.DataFrame, a: str, b: str) -> list[str]:
 
 
 def default_pair(runs: pd.DataFrame) -> tuple[str, str]:
-    """The first two runs that share a dataset (AR and diffusion when possible), else empty."""
-    ids = runs["run_id"].tolist()
-    for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
-            if shared_datasets(runs, a, b):
-                return a, b
-    return "", ""
+    """Two final runs of different models that share a dataset when there are such, else any two that do."""
+    ordered = runs.assign(late=runs["stage"] != "final").sort_values("late", kind="stable")
+    rows = list(ordered.itertuples(index=False))
+    pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:] if shared_datasets(runs, a.run_id, b.run_id)]
+    best = sorted(pairs, key=lambda p: (p[0].model == p[1].model, p[0].late or p[1].late))
+    return (best[0][0].run_id, best[0][1].run_id) if best else ("", "")
 
 
 def view(reader: StoreReader, runs: pd.DataFrame, a: str, b: str, dataset: str, show: str, text: str) -> tuple:

@@ -90,3 +90,63 @@ def test_gap_without_shared_queries_says_so():
 
     out = stats_view.gap_with_intervals(gaps.head(1), averages, compare)
     assert np.isnan(out.loc[0, "lower"]) and "share no evaluated queries" in out.loc[0, "how"]
+
+
+def _series(snap, source: str, model: str) -> str:
+    cat = snap.series
+    return cat[(cat["source"] == source) & (cat["model"] == model) & (cat["stage"] == "final")]["series"].iloc[0]
+
+
+def test_per_dataset_cells_show_their_interval(with_intervals):
+    from app.tabs.datasets import table_view
+
+    styled, caption, _, _ = table_view(with_intervals, ["paper"], "classification", "all", [], ["default"],
+                                       ["final"], "precision@1", True)
+    cells = styled.data.set_index("dataset")
+    assert cells.loc["HatefulMemes", "LLaVA-1.6"] == "70.1 [67.2, 72.9]"  # Wilson, 701 of 1000
+    assert cells.loc["HatefulMemes", "best"] == "LLaVA-1.6" and "95% interval" in caption
+    plain, _, _, _ = table_view(with_intervals, ["paper"], "classification", "all", [], ["default"], ["final"],
+                                "precision@1", False)
+    assert plain.data.set_index("dataset").loc["HatefulMemes", "LLaVA-1.6"] == pytest.approx(70.1)
+
+
+def test_delta_marks_only_differences_that_survive_holm(with_intervals):
+    from app.tabs.datasets import delta_view
+
+    a, b = _series(with_intervals, "paper", "LLaVA-1.6"), _series(with_intervals, "paper", "LaViDa")
+    summary, table, fig = delta_view(with_intervals, "precision@1", a, b)
+    rows = table.set_index("dataset")
+    assert rows.loc["HatefulMemes", "at 0.05"] == "✓ survives Holm"  # 50.6 vs 70.1
+    assert rows.loc["CIRR", "at 0.05"] == ""  # 53.2 vs 53.6: the paper's "markedly stronger" does not hold
+    assert (rows["p (Holm)"] >= rows["p"] - 1e-12).all()
+    n_real = int((rows["at 0.05"] != "").sum())
+    assert 0 < n_real < len(rows) and f"{n_real} of {len(rows)} differences survive Holm" in summary
+    assert "unpaired" in summary
+    bar = fig.data[0]
+    assert bar.error_x.array is not None and sum("✓" in t for t in bar.text) == n_real
+
+
+def test_a_reproduction_off_by_one_point_is_not_a_real_difference(with_intervals):
+    from app.tabs.datasets import delta_view
+
+    a, b = _series(with_intervals, "paper", "LaViDa"), _series(with_intervals, "pipeline", "LaViDa")
+    summary, table, _ = delta_view(with_intervals, "precision@1", a, b)
+    assert len(table) == 4 and (table["b − a"] == -1.0).all() and (table["at 0.05"] == "").all()
+    assert "0 of 4 differences survive Holm" in summary
+
+
+def test_a_cell_click_links_to_the_per_query_view(with_intervals):
+    from urllib.parse import parse_qs
+
+    from app.tabs.datasets import cell_link_view
+
+    snap = with_intervals
+    values = dict(sources=["demo"], task="all", split="all", models=[], variants=["default"], stages=["final"],
+                  metric="precision@1", a=_series(snap, "demo", "llava_next-tiny"),
+                  b=_series(snap, "demo", "lavida-tiny"))
+    text = cell_link_view(snap, values, [0, 3])  # first dataset, first series column
+    query = parse_qs(text.split("](?")[1].rstrip(").").split(")")[0])
+    assert query["tab"] == ["per_query"] and query["qb"] and query["qa"] != query["qb"]
+    paper = dict(values, sources=["paper"], a="", b="")
+    assert "no per-query results" in cell_link_view(snap, paper, [0, 3])
+    assert "Click a score" in cell_link_view(snap, values, [0, 0])  # the dataset column is not a score
