@@ -9,6 +9,7 @@ filter update about a third of its time in the browser (bench/bench_app.py).
 from __future__ import annotations
 
 import hashlib
+import html
 import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
@@ -86,30 +87,32 @@ def delta_view(snap: Snapshot, metric: str, series_a: str, series_b: str) -> tup
 
 
 def cell_link_view(snap: Snapshot, values: dict, index) -> str:
-    """A link to the Per query view for a clicked cell: its run against the delta view's other series'
-    run on that dataset (b's, or a's when the cell is b's)."""
+    """HTML linking a clicked cell to the Per query view (same browser tab): its run against the delta
+    view's other series' run on that dataset (b's, or a's when the cell is b's)."""
     scores = tables.filter_scores(snap.scores, sources=values["sources"], meta_task=values["task"],
                                   split=values["split"], models=values["models"], variants=values["variants"],
                                   stages=values["stages"], metric=values["metric"])
     table = tables.per_dataset_table(scores, snap.series)
     row, col = (list(index) + [None, None])[:2]
     if row is None or col is None or row >= len(table) or table.columns[col] not in tables.value_columns(table):
-        return "Click a score to see its queries."
+        return "<p>Click a score to see its queries.</p>"
     dataset, name = table.iloc[row]["dataset"], table.columns[col]
     name_col = "source_label" if scores["source"].nunique() > 1 else "label"
     cell = scores[(scores["dataset"] == dataset) & (scores[name_col] == name)]
+    where = f"<b>{html.escape(str(name))}</b> on <b>{html.escape(str(dataset))}</b>"
     if cell.empty:
-        return f"No score of {name} on {dataset}."
+        return f"<p>No score of {where}.</p>"
     if cell["source"].iloc[0] == "paper":
-        return f"**{name}** on **{dataset}**: the paper published no per-query results, so there are no queries to show."
+        return f"<p>{where}: the paper published no per-query results, so there are no queries to show.</p>"
     run_a, series = cell["run_id"].iloc[0], cell["series"].iloc[0]
     other = values["b"] if values["b"] != series else values["a"]
     match = snap.scores[(snap.scores["series"] == other) & (snap.scores["dataset"] == dataset)]
     query = {"tab": "per_query", "qa": run_a, "qdataset": dataset, "qshow": "a_only"}
     if len(match):
         query["qb"] = match["run_id"].iloc[0]
-    return (f"**{name}** on **{dataset}**: [see its queries against {snap.label_of(other) if len(match) else 'another run'} "
-            f"in the Per query view](?{urlencode(query)}).")
+    against = html.escape(snap.label_of(other)) if len(match) else "another run"
+    return (f'<p>{where}: <a href="?{html.escape(urlencode(query))}" target="_self">see its queries against '
+            f"{against} in the Per query view</a>.</p>")
 
 
 def default_pair(snap: Snapshot) -> tuple[str, str]:
@@ -173,7 +176,7 @@ def build(ctx: Context) -> None:
     ci = gr.Checkbox(False, label="Show 95% intervals in the table", elem_id="ds-ci")
     caption = gr.Markdown(elem_id="ds-caption")
     table = gr.Dataframe(label="Per-dataset scores", interactive=False, elem_id="per-dataset-table")
-    cell_link = gr.Markdown(elem_id="ds-cell-link")
+    cell_link = gr.HTML(elem_id="ds-cell-link")  # HTML, not Markdown: Gradio opens Markdown links in a new tab
     csv = gr.DownloadButton("Download this table (CSV)", size="sm")
     heat = gr.Plot(label="Heatmap")
     gr.Markdown("### Delta between two runs\nPer dataset, b − a, on every dataset both cover "
@@ -191,9 +194,10 @@ def build(ctx: Context) -> None:
     def show_table(sources, task, split, models, variants, stages, metric, show_ci):
         return table_view(ctx.store.snapshot(), sources, task, split, models, variants, stages, metric, show_ci)
 
-    def open_cell(*values, evt: gr.SelectData):
-        v = dict(zip(KEYS, values, strict=True))
-        return cell_link_view(ctx.store.snapshot(), v, evt.index)
+    def open_cell(sources, task, split, models, variants, stages, metric, a, b, show_ci, evt: gr.SelectData):
+        # Gradio injects the click only into a named, annotated parameter, so KEYS are spelt out here
+        values = dict(zip(KEYS, (sources, task, split, models, variants, stages, metric, a, b, show_ci), strict=True))
+        return cell_link_view(ctx.store.snapshot(), values, evt.index)
 
     def show_delta(metric, a, b):
         return delta_view(ctx.store.snapshot(), metric, a, b)

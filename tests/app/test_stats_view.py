@@ -136,6 +136,7 @@ def test_a_reproduction_off_by_one_point_is_not_a_real_difference(with_intervals
 
 
 def test_a_cell_click_links_to_the_per_query_view(with_intervals):
+    import html
     from urllib.parse import parse_qs
 
     from app.tabs.datasets import cell_link_view
@@ -145,7 +146,8 @@ def test_a_cell_click_links_to_the_per_query_view(with_intervals):
                   metric="precision@1", a=_series(snap, "demo", "llava_next-tiny"),
                   b=_series(snap, "demo", "lavida-tiny"))
     text = cell_link_view(snap, values, [0, 3])  # first dataset, first series column
-    query = parse_qs(text.split("](?")[1].rstrip(").").split(")")[0])
+    assert 'target="_self"' in text  # the same browser tab
+    query = parse_qs(html.unescape(text.split('href="?')[1].split('"')[0]))
     assert query["tab"] == ["per_query"] and query["qb"] and query["qa"] != query["qb"]
     paper = dict(values, sources=["paper"], a="", b="")
     assert "no per-query results" in cell_link_view(snap, paper, [0, 3])
