@@ -27,8 +27,8 @@ def _run(args: argparse.Namespace) -> int:
     path = store_path(args)
     if not path.exists():
         # The CLI may write; the app never does. A first run gets the paper's numbers to look at.
-        from storage import StoreWriter
         from pipeline.stats.landing import import_paper_with_intervals
+        from storage import StoreWriter
 
         with StoreWriter(path) as writer:
             n = import_paper_with_intervals(writer)

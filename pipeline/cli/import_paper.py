@@ -15,8 +15,8 @@ def _add(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from storage import StoreWriter
     from pipeline.stats.landing import import_paper_with_intervals
+    from storage import StoreWriter
 
     path = store_path(args)
     with StoreWriter(path, fresh=args.fresh) as writer:

@@ -6,7 +6,14 @@ reads ranks from the store and writes the `intervals` table through `storage.int
 """
 
 from pipeline.stats.binomial import combined_interval, normal_difference, wilson_interval
-from pipeline.stats.bootstrap import LEVEL, RESAMPLES, SEED, bootstrap_intervals, percentile_interval, resample_weights
+from pipeline.stats.bootstrap import (
+    LEVEL,
+    RESAMPLES,
+    SEED,
+    bootstrap_intervals,
+    percentile_interval,
+    resample_weights,
+)
 from pipeline.stats.paired import holm, mcnemar_exact, paired_comparison
 
 __all__ = [

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from pipeline.stats.bootstrap import INTERVAL_COLUMNS, SPLITS
+from pipeline.stats.bootstrap import INTERVAL_COLUMNS, by_split
 
 
 def z_value(level: float) -> float:
@@ -65,11 +65,9 @@ def binomial_intervals(scores: pd.DataFrame, level: float = 0.95) -> pd.DataFram
                           "metric": "precision@1", "value": scores["value"], "lower": lower, "upper": upper,
                           "method": "wilson-n", "n_queries": scores["n"], "n_datasets": 1})]
     averages = []
-    for (run_id, meta_task), frame in scores.groupby(["run_id", "meta_task"], sort=True):
-        for split in SPLITS:
-            chosen = frame if split == "all" else frame[frame["in_domain"] == (split == "in_domain")]
-            if chosen.empty:
-                continue
+    splits = np.where(scores["in_domain"].astype(bool), "in_domain", "ood")
+    for run_id, frame in scores.assign(split=splits).groupby("run_id", sort=True):
+        for meta_task, split, chosen in by_split(frame):
             mean, lo, hi = combined_interval(chosen["value"].to_numpy(), chosen["n"].to_numpy(), level)
             averages.append({"run_id": run_id, "scope": "average", "name": meta_task, "split": split,
                              "metric": "precision@1", "value": mean, "lower": lo, "upper": hi, "method": "normal-n",

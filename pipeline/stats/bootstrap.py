@@ -29,6 +29,16 @@ METRICS = ("precision@1", "recall@5", "mrr", "ndcg@5")
 SPLITS = ("all", "in_domain", "ood")
 
 
+def by_split(datasets: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(meta_task, split, rows) for each meta-task's datasets: all of them, the in-domain ones, the OOD ones
+    (splits with no dataset left out). `datasets` has meta_task and split ('in_domain' / 'ood') columns."""
+    for meta_task, frame in datasets.groupby("meta_task", sort=False):
+        for split in SPLITS:
+            chosen = frame if split == "all" else frame[frame["split"] == split]
+            if not chosen.empty:
+                yield meta_task, split, chosen
+
+
 def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = SEED, key: str = "") -> np.ndarray:
     """The index matrix (resamples, n): resample b draws queries idx[b] (with replacement)."""
     rng = np.random.default_rng([seed, zlib.crc32(key.encode()), n])

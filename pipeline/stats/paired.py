@@ -17,7 +17,7 @@ from scipy.stats import binom
 
 from pipeline.eval.metrics import per_query_metrics
 from pipeline.stats.binomial import binomial_variance, normal_difference, z_value
-from pipeline.stats.bootstrap import LEVEL, RESAMPLES, SEED, SPLITS, percentile_interval, resample_weights
+from pipeline.stats.bootstrap import LEVEL, RESAMPLES, SEED, by_split, percentile_interval, resample_weights
 
 ALPHA = 0.05
 
@@ -92,17 +92,13 @@ def paired_comparison(ranks_a: pd.DataFrame, ranks_b: pd.DataFrame, metric: str 
 
 def _paired_averages(datasets: pd.DataFrame, samples: dict[str, np.ndarray], level: float) -> pd.DataFrame:
     rows = []
-    for meta_task, frame in datasets.groupby("meta_task", sort=False):
-        for split in SPLITS:
-            chosen = frame if split == "all" else frame[frame["split"] == split]
-            if chosen.empty:
-                continue
-            mean = np.mean([samples[d] for d in chosen["dataset"]], axis=0)
-            lower, upper = percentile_interval(mean, level)
-            rows.append({"meta_task": meta_task, "split": split, "n_datasets": len(chosen),
-                         "a": chosen["a"].mean(), "b": chosen["b"].mean(), "diff": chosen["diff"].mean(),
-                         "lower": float(lower), "upper": float(upper), "p_bootstrap": float(bootstrap_p(mean)),
-                         "significant": bool(lower > 0 or upper < 0)})
+    for meta_task, split, chosen in by_split(datasets):
+        mean = np.mean([samples[d] for d in chosen["dataset"]], axis=0)
+        lower, upper = percentile_interval(mean, level)
+        rows.append({"meta_task": meta_task, "split": split, "n_datasets": len(chosen),
+                     "a": chosen["a"].mean(), "b": chosen["b"].mean(), "diff": chosen["diff"].mean(),
+                     "lower": float(lower), "upper": float(upper), "p_bootstrap": float(bootstrap_p(mean)),
+                     "significant": bool(lower > 0 or upper < 0)})
     return pd.DataFrame(rows, columns=["meta_task", "split", "n_datasets", "a", "b", "diff", "lower", "upper",
                                        "p_bootstrap", "significant"])
 
@@ -125,14 +121,10 @@ def unpaired_comparison(scores_a: pd.DataFrame, scores_b: pd.DataFrame, level: f
     datasets["_var"] = np.asarray(variance)
     z = z_value(level)
     rows = []
-    for meta_task, frame in datasets.groupby("meta_task", sort=False):
-        for split in SPLITS:
-            chosen = frame if split == "all" else frame[frame["split"] == split]
-            if chosen.empty:
-                continue
-            mean, sd = chosen["diff"].mean(), np.sqrt(chosen["_var"].sum()) / len(chosen)
-            rows.append({"meta_task": meta_task, "split": split, "n_datasets": len(chosen), "a": chosen["a"].mean(),
-                         "b": chosen["b"].mean(), "diff": mean, "lower": mean - z * sd, "upper": mean + z * sd,
-                         "significant": bool(mean - z * sd > 0 or mean + z * sd < 0)})
+    for meta_task, split, chosen in by_split(datasets):
+        mean, sd = chosen["diff"].mean(), np.sqrt(chosen["_var"].sum()) / len(chosen)
+        rows.append({"meta_task": meta_task, "split": split, "n_datasets": len(chosen), "a": chosen["a"].mean(),
+                     "b": chosen["b"].mean(), "diff": mean, "lower": mean - z * sd, "upper": mean + z * sd,
+                     "significant": bool(mean - z * sd > 0 or mean + z * sd < 0)})
     return Comparison("precision@1", datasets.drop(columns="_var"), pd.DataFrame(
         rows, columns=["meta_task", "split", "n_datasets", "a", "b", "diff", "lower", "upper", "significant"]))

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.stats.bootstrap import LEVEL, RESAMPLES, SEED, DatasetSamples, dataset_samples, percentile_interval
+from pipeline.stats.bootstrap import (
+    LEVEL,
+    RESAMPLES,
+    SEED,
+    DatasetSamples,
+    dataset_samples,
+    percentile_interval,
+)
 from pipeline.stats.paired import ALPHA, holm, mcnemar_exact
 
 P_AT_1 = "precision@1"

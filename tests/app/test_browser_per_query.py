@@ -3,39 +3,27 @@ Per-dataset cell, filtered, carried in the URL, restored from it, and nothing fe
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import urlencode, urlparse
 
 import pytest
 
-from app import launch
 from storage import StoreReader
 from storage.queries import query_outcomes
-from tests.app.helpers import free_port
-from tests.app.test_browser import _chromium_or_skip, _params, _wait_param, browser_page  # noqa: F401
+from tests.app.test_browser import _params, _wait_param, browser_page  # noqa: F401 - a fixture (page, requests)
+from tests.app.test_browser_search import served  # noqa: F401 - a fixture: the embedded store, served
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def served(embedded_store, tmp_path):
-    _chromium_or_skip()
-    path = tmp_path / "store.duckdb"
-    shutil.copyfile(embedded_store.path, path)
-    blocks, url = launch(path, port=free_port(), block=False, poll_s=0.5)
-    yield path, url
-    blocks.close()
 
 
 def _rows(page) -> int:
     return page.locator("#pq-queries tr[data-row]").count()
 
 
-def test_per_query_view_in_a_real_browser(served, browser_page, embedded_store, tmp_path):  # noqa: F811
-    path, url = served
+def test_per_query_view_in_a_real_browser(served, browser_page, embedded_store):  # noqa: F811
+    url = served
     page, requests = browser_page
     a, b = embedded_store.finals
-    outcomes = query_outcomes(StoreReader(path), a, b, "Colours")
+    outcomes = query_outcomes(StoreReader(embedded_store.path), a, b, "Colours")
     a_right, b_right = outcomes["rank_a"] == 1, outcomes["rank_b"] == 1
     expected = {"a_only": int((a_right & ~b_right).sum()), "b_only": int((~a_right & b_right).sum())}
 
