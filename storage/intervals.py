@@ -35,7 +35,8 @@ ORDER BY s.run_id, s.dataset
 """
 
 
-def _frame(store: StoreReader | StoreWriter, sql: str, params: Sequence) -> pd.DataFrame:
+def frame_of(store: StoreReader | StoreWriter, sql: str, params: Sequence) -> pd.DataFrame:
+    """A query's rows from a reader or from a writer's working copy (statistics run on both)."""
     if isinstance(store, StoreReader):
         return store.frame(sql, params)
     assert store.con is not None, "writer is closed"
@@ -48,12 +49,12 @@ def _ids(run_ids: Sequence[str] | None) -> list:
 
 def ranks_frame(store: StoreReader | StoreWriter, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-query gold ranks (run_id, dataset, meta_task, in_domain, row_idx, gold_rank) of complete runs."""
-    return _frame(store, _RANKS, _ids(run_ids))
+    return frame_of(store, _RANKS, _ids(run_ids))
 
 
 def sized_scores(store: StoreReader | StoreWriter, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Precision@1 with its eval size n (run_id, dataset, meta_task, in_domain, value, n) of runs without ranks."""
-    return _frame(store, _SIZED_SCORES, _ids(run_ids))
+    return frame_of(store, _SIZED_SCORES, _ids(run_ids))
 
 
 def replace_intervals(writer: StoreWriter, run_ids: Sequence[str], rows: pd.DataFrame) -> int:
@@ -83,7 +84,7 @@ def read_intervals(reader: StoreReader, run_ids: Sequence[str] | None = None,
 
 def runs_without_intervals(store: StoreReader | StoreWriter) -> list[str]:
     """Complete runs that have scores but no stored interval (e.g. landed before schema version 3)."""
-    frame = _frame(store, "SELECT DISTINCT s.run_id FROM scores s JOIN runs r USING (run_id) "
+    frame = frame_of(store, "SELECT DISTINCT s.run_id FROM scores s JOIN runs r USING (run_id) "
                           "WHERE r.status = 'complete' AND s.run_id NOT IN (SELECT run_id FROM intervals) "
                           "ORDER BY s.run_id", [])
     return frame["run_id"].tolist()

@@ -68,8 +68,33 @@ def _add_intervals(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(INTERVALS_TABLE)
 
 
+def _baseline_source(con: duckdb.DuckDBPyConnection) -> None:
+    """3 -> 4: runs of source 'baseline' (chance, a text-only model, untrained miniatures) and models of
+    paradigm 'baseline'. DuckDB cannot alter a CHECK constraint, so `runs` and `models` are rebuilt with
+    the wider ones (the DDL is spelt out: a migration must not follow later schema changes)."""
+    con.execute("""
+        CREATE TABLE models_v4 (
+            model VARCHAR NOT NULL, variant VARCHAR NOT NULL DEFAULT 'default', family VARCHAR,
+            display_name VARCHAR NOT NULL,
+            paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion', 'baseline')),
+            attention VARCHAR, pooling VARCHAR, vision_encoder VARCHAR, vision_update VARCHAR, backbone VARCHAR,
+            params BIGINT, scale VARCHAR NOT NULL, description VARCHAR, PRIMARY KEY (model, variant))""")
+    con.execute("""
+        CREATE TABLE runs_v4 (
+            run_id VARCHAR PRIMARY KEY,
+            source VARCHAR NOT NULL CHECK (source IN ('paper', 'pipeline', 'demo', 'baseline')),
+            model VARCHAR NOT NULL, label VARCHAR NOT NULL, variant VARCHAR NOT NULL DEFAULT 'default',
+            experiment VARCHAR, train_task VARCHAR, stage VARCHAR NOT NULL DEFAULT 'final', train_samples BIGINT,
+            status VARCHAR NOT NULL DEFAULT 'complete', config JSON, config_hash VARCHAR, code_version VARCHAR,
+            checkpoint VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, timings JSON, notes VARCHAR)""")
+    for table in ("models", "runs"):
+        con.execute(f"INSERT INTO {table}_v4 BY NAME SELECT * FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {table}_v4 RENAME TO {table}")
+
+
 # MIGRATIONS[n] turns a version-n store into version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _add_intervals}
+MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _add_intervals, 3: _baseline_source}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int | None:

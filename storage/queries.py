@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from storage.intervals import frame_of
 from storage.reader import StoreReader
+from storage.writer import StoreWriter
 
 _OUTCOMES = """
 SELECT r.row_idx, r.query_item, r.candidates[1] AS gold_item, len(r.candidates) AS n_candidates,
@@ -39,3 +41,14 @@ def candidates(reader: StoreReader, dataset: str, row_idx: Sequence[int]) -> pd.
     """(row_idx, candidates) of some eval rows: item ids, gold first."""
     return reader.frame("SELECT row_idx, candidates FROM dataset_rows WHERE dataset = ? "
                         "AND row_idx IN (SELECT unnest(?)) ORDER BY row_idx", [dataset, [int(i) for i in row_idx]])
+
+
+def eval_rows(store: StoreReader | StoreWriter) -> pd.DataFrame:
+    """Every stored eval row with what a text-only model may read: dataset, row_idx, the query's
+    instruction and text, its candidates (item ids, gold first) and their texts (NULL for an image)."""
+    return frame_of(store, """
+        SELECT r.dataset, r.row_idx, q.instruction AS query_instruction, q.text AS query_text, r.candidates,
+               list_transform(r.candidates, lambda c: t.texts[c]) AS candidate_texts
+        FROM dataset_rows r JOIN items q ON q.item_id = r.query_item
+        CROSS JOIN (SELECT map(list(item_id), list(coalesce(text, ''))) AS texts FROM items) t
+        ORDER BY r.dataset, r.row_idx""", [])

@@ -8,11 +8,11 @@ columns stable.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3  # 2: `models` keyed by (model, variant); 3: `intervals`
+SCHEMA_VERSION = 4  # 2: `models` keyed by (model, variant); 3: `intervals`; 4: source and paradigm `baseline`
 
 META_TASKS = ("classification", "vqa", "retrieval")
-SOURCES = ("paper", "pipeline", "demo")
-PARADIGMS = ("autoregressive", "diffusion")
+SOURCES = ("paper", "pipeline", "demo", "baseline")  # baseline: chance, text-only, untrained (issue 14)
+PARADIGMS = ("autoregressive", "diffusion", "baseline")  # a baseline is neither
 ROLES = ("query", "target")
 
 # 95% intervals of every score (version 3). Written by `pipeline.stats` when a run lands and by
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS models (
     variant VARCHAR NOT NULL DEFAULT 'default',  -- a record per variant: an ablation's settings differ
     family VARCHAR,                       -- registry name in pipeline.models, when there is one
     display_name VARCHAR NOT NULL,
-    paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion')),
+    paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion', 'baseline')),
     attention VARCHAR,
     pooling VARCHAR,
     vision_encoder VARCHAR,
@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS datasets (
 
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY,
-    source VARCHAR NOT NULL CHECK (source IN ('paper', 'pipeline', 'demo')),
+    source VARCHAR NOT NULL CHECK (source IN ('paper', 'pipeline', 'demo', 'baseline')),
     model VARCHAR NOT NULL,
     label VARCHAR NOT NULL,               -- human-readable, e.g. 'Table 1' or 'final'
     variant VARCHAR NOT NULL DEFAULT 'default',  -- ablations: 'vision-unfrozen', 'bidirectional' ...

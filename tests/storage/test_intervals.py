@@ -30,7 +30,7 @@ def test_version_2_store_gains_an_empty_intervals_table(paper_store):
     with StoreWriter(paper_store) as writer:  # what `vlmembed migrate` does
         assert len(runs_without_intervals(writer)) == 13  # every paper run, until `vlmembed stats`
     con = duckdb.connect(str(paper_store), read_only=True)
-    assert stored_version(con) == SCHEMA_VERSION == 3
+    assert stored_version(con) == SCHEMA_VERSION == 4
     assert con.execute("SELECT count(*) FROM v_intervals").fetchall() == [(0,)]
 
 
@@ -59,3 +59,26 @@ def test_sized_scores_take_n_from_table_5(paper_store):
 def test_rows_missing_a_column_are_refused(paper_store):
     with StoreWriter(paper_store) as writer, pytest.raises(ValueError, match="lack columns"):
         replace_intervals(writer, ["x"], _rows("x", "VOC2007", 1.0).drop(columns="method"))
+
+
+def test_version_3_store_accepts_baseline_runs_after_migration(paper_store):
+    from storage import ModelRecord, RunRecord, ScoreRecord
+
+    con = duckdb.connect(str(paper_store))
+    # a table without the version-4 constraints stands in for version 3's (DuckDB cannot add a CHECK later)
+    con.execute("CREATE TABLE runs_v3 AS SELECT * FROM runs")
+    con.execute("DROP TABLE runs")
+    con.execute("ALTER TABLE runs_v3 RENAME TO runs")
+    before = con.execute("SELECT count(*) FROM runs").fetchall()
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    with StoreWriter(paper_store) as writer:
+        writer.upsert_models([ModelRecord("chance", "uniform chance", "baseline", "tiny")])
+        writer.add_run(RunRecord(run_id="baseline:chance", source="baseline", model="chance", label="chance",
+                                 scores=[ScoreRecord("VOC2007", "precision@1", 5.0, 1000)]))
+    reader = StoreReader(paper_store)
+    assert len(reader.runs()) == before[0][0] + 1
+    assert set(reader.runs("baseline")["run_id"]) == {"baseline:chance"}
+    row = duckdb.connect(str(paper_store), read_only=True).execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'runs' AND constraint_type = 'PRIMARY KEY'")
+    assert row.fetchall() == [(1,)]  # the rebuilt table keeps its key
