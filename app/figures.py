@@ -14,18 +14,20 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from app.stats_view import error_bars, interval_text
-from app.tables import META_TASK_ORDER, PARADIGM_ORDER, SOURCE_ORDER, value_columns
+from app.tables import META_TASK_ORDER, SOURCE_ORDER, value_columns
 
 # What each source's numbers are; the demo caveat is shown wherever demo numbers are drawn.
 SOURCE_NOTES = {
     "paper": "paper: the published 7-8B checkpoints on MMEB (Tables 1-4)",
     "pipeline": "pipeline: runs trained and evaluated by this code",
     "demo": "demo: tiny models on the built-in benchmark — not comparable in absolute terms",
+    "baseline": "baseline: measured chance, a blind text-only prior and untrained miniatures (`vlmembed baselines`)",
 }
 # One hue family per paradigm, so AR vs diffusion reads at a glance.
 PALETTES = {
     "autoregressive": ["#1d4ed8", "#60a5fa", "#1e3a8a", "#93c5fd", "#3b82f6", "#172554"],
     "diffusion": ["#ea580c", "#fdba74", "#9a3412", "#f97316", "#fed7aa", "#7c2d12"],
+    "baseline": ["#6b7280", "#9ca3af", "#374151", "#d1d5db"],  # grey: not a model under study
 }
 BAR_TEXT = dict(textposition="outside", cliponaxis=False)  # values above bars, never cut off
 SPLIT_COLOURS = {"in-domain": "#475569", "OOD": "#f59e0b", "all": "#0f766e"}
@@ -59,7 +61,7 @@ def _sources(frame: pd.DataFrame) -> list[str]:
 def model_colours(frame: pd.DataFrame) -> dict[str, str]:
     """A colour per label, shaded within its paradigm's hue family, stable across panels."""
     colours: dict[str, str] = {}
-    for paradigm in PARADIGM_ORDER:
+    for paradigm in PALETTES:
         labels = list(dict.fromkeys(frame.loc[frame["paradigm"] == paradigm, "label"]))
         for i, label in enumerate(labels):
             colours[label] = PALETTES[paradigm][i % len(PALETTES[paradigm])]

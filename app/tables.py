@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 META_TASK_ORDER = ("classification", "vqa", "retrieval")
-SOURCE_ORDER = ("paper", "pipeline", "demo")
+SOURCE_ORDER = ("paper", "pipeline", "demo", "baseline")
 PARADIGM_ORDER = ("autoregressive", "diffusion")
 STAGE_ORDER = ("zero-shot", "checkpoint", "final")
 SPLITS = {"all": None, "in-domain": True, "OOD": False}
