@@ -3,7 +3,7 @@
 * **chance**: each query's gold rank drawn uniformly from its candidates (seeded): what a model that
   knows nothing scores, with per-query ranks, so a paired test against it is possible.
 * **blind (text only)**: ranks the candidates from the query's words alone and never sees its image:
-  a candidate scores how often it answered training questions that start with the same words, backed
+  a candidate scores how often it answered training questions that start with the same two words, backed
   off to how often it was any training answer. This is the answer-type prior: "how many ..." is
   answered by a number. An OOD dataset (no training split) uses its meta-task's in-domain training
   questions. Ties go by chance. (A prior from the eval queries themselves, leaving each one out, would
@@ -59,9 +59,10 @@ def chance_ranks(rows: pd.DataFrame, seed: int = SEED) -> np.ndarray:
 
 
 def question_key(instruction: str | None, text: str | None) -> str:
-    """What a blind model conditions on: the query's first three words, digits folded (no text: '')."""
+    """What a blind model conditions on: the query's first two words ('how many', 'what colour', 'is the'),
+    which name the answer's type without its particulars; no text: ''."""
     words = re.findall(r"[a-z#']+", re.sub(r"\d", "#", (text or "").lower()))
-    return " ".join(words[:3])
+    return " ".join(words[:2])
 
 
 @dataclass(frozen=True)
