@@ -22,7 +22,7 @@ MICRO = DemoConfig(
     pretrain=PretrainConfig(steps=3, batch_size=8, warmup=1, tokenizer_steps=2),
     train=TrainConfig(global_batch_size=8, chunk_size=8, max_steps=3, lora=None, temperature=0.05,
                       checkpoint_samples=(8,)),
-    project_method=None)
+    project_method=None, baselines=False)  # test_micro_demo_baselines builds them
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,29 @@ def test_micro_demo_lands_paper_and_every_stage(home, tmp_path, capfd):
     again = build_demo(path, MICRO, progress=False)  # everything stored: nothing reruns
     assert again.runs == []
     reader.close()
+
+
+def test_micro_demo_baselines(home, tmp_path):
+    """Chance, blind and the untrained miniature land as 'baseline' runs; the untrained one only once."""
+    from dataclasses import replace
+
+    from pipeline.demo.baselines import above_baseline
+
+    path = tmp_path / "store.duckdb"
+    report = build_demo(path, replace(MICRO, baselines=True), progress=False)
+    assert report.baselines[-2:] == ["baseline:chance", "baseline:blind"]
+    assert [r for r in report.baselines if "untrained" in r] == [
+        "baseline:demo-micro-untrained:Qwen2.5-VL-like (tiny, untrained):classification:default:zero-shot-0"]
+    reader = StoreReader(path)
+    baselines = reader.runs("baseline")
+    assert set(baselines["model"]) == {"chance (uniform)", "blind (text only)", "Qwen2.5-VL-like (tiny, untrained)"}
+    table = above_baseline(reader)
+    assert set(table["baseline"]) == set(baselines["model"]) and set(table["meta_task"]) == {"classification"}
+    assert ((table["lower"] <= table["diff"]) & (table["diff"] <= table["upper"])).all()
+    assert (table["above"] == (table["lower"] > 0)).all()
+    reader.close()
+    again = build_demo(path, replace(MICRO, baselines=True), progress=False)
+    assert again.baselines == ["baseline:chance", "baseline:blind"]  # the untrained run is stored: not rerun
 
 
 def test_same_seed_same_scores(home, tmp_path):
