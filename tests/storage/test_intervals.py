@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import pandas as pd
 import pytest
@@ -82,3 +84,16 @@ def test_version_3_store_accepts_baseline_runs_after_migration(paper_store):
     row = duckdb.connect(str(paper_store), read_only=True).execute(
         "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'runs' AND constraint_type = 'PRIMARY KEY'")
     assert row.fetchall() == [(1,)]  # the rebuilt table keeps its key
+
+
+def test_merged_runs_bring_their_intervals(paper_store, tmp_path):
+    """A demo worker's store lands runs with their intervals; merging them into the main store copies both."""
+    worker = tmp_path / "worker.duckdb"
+    shutil.copyfile(paper_store, worker)
+    run = "paper:LaViDa:table1"
+    with StoreWriter(worker) as writer:
+        replace_intervals(writer, [run], _rows(run, "VOC2007", 84.9))
+    with StoreWriter(paper_store) as writer:
+        writer.merge_runs(worker, [run])
+    merged = read_intervals(StoreReader(paper_store), [run])
+    assert merged[["dataset", "value"]].values.tolist() == [["VOC2007", 84.9]]
