@@ -207,6 +207,40 @@ def test_small_demo_builds_every_family_and_meta_task(bench_home, monkeypatch, t
     # Chance is the mean of 1 / #candidates over a meta-task's datasets; a collapsed model scores
     # below it (ties count against the gold), so this fails on a model that learned nothing.
     assert (scores["p_at_1"] > scores["chance"]).all(), scores
+    # The README says which baselines each final model beats; exactly those pass the paired test at 0.05.
+    from pipeline.demo.baselines import above_baseline
+
+    reader = StoreReader(path)
+    measured = above_baseline(reader)
+    reader.close()
+    beaten = {(r.model, r.meta_task): set() for r in measured.itertuples()}
+    for r in measured[measured["above"]].itertuples():
+        beaten[(r.model, r.meta_task)].add(_SHORT.get(r.baseline, "untrained"))
+    assert beaten == readme_baseline_claims(), measured.to_string()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_SHORT = {"chance (uniform)": "chance", "blind (text only)": "blind"}
+
+
+def readme_baseline_claims() -> dict[tuple[str, str], set[str]]:
+    """The README's table of which baselines each `--small` final model is above (paired test at 0.05)."""
+    text = README.read_text().split("<!-- baseline-claims -->")[1]
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    tasks = [c.strip() for c in lines[0].strip("|").split("|")][1:]
+    claims = {}
+    for line in lines[2:]:
+        model, *cells = [c.strip() for c in line.strip("|").split("|")]
+        for task, cell in zip(tasks, cells, strict=True):
+            claims[(model, task)] = set() if cell in ("", "–", "none") else {c.strip() for c in cell.split(",")}
+    return claims
+
+
+def test_readme_claims_name_every_model_and_meta_task():
+    claims = readme_baseline_claims()
+    assert {m for m, _ in claims} == {m.name for m in SEED_FAMILIES}
+    assert {t for _, t in claims} == {"classification", "vqa", "retrieval"}
+    assert set().union(*claims.values()) <= {"chance", "blind", "untrained"}
 
 
 def _children(pid: int) -> set[int]:
