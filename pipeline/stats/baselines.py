@@ -61,7 +61,8 @@ def chance_ranks(rows: pd.DataFrame, seed: int = SEED) -> np.ndarray:
 def question_key(instruction: str | None, text: str | None) -> str:
     """What a blind model conditions on: the query's first two words ('how many', 'what colour', 'is the'),
     which name the answer's type without its particulars; no text: ''."""
-    words = re.findall(r"[a-z#']+", re.sub(r"\d", "#", (text or "").lower()))
+    text = text if isinstance(text, str) else ""  # None, or NaN from a frame, for an image-only query
+    words = re.findall(r"[a-z#']+", re.sub(r"\d", "#", text.lower()))
     return " ".join(words[:2])
 
 

@@ -44,6 +44,7 @@ def test_blind_prior_ranks_by_answer_type_given_the_question():
     prior = AnswerPrior.from_pairs([_pair("How many squares?", n) for n in ("1", "2", "3")]
                                    + [_pair("What colour is the square?", c) for c in ("red", "blue")])
     assert question_key("", "How many 3 red squares") == "how many" and question_key("", "3 squares") == "# squares"
+    assert question_key("", None) == question_key("", float("nan")) == ""  # an image-only query
     vocabulary = ["1", "2", "3", "red", "blue", "green"]
     rows = _rows(["How many circles?"] * 300 + ["What colour is the circle?"] * 300, ["2"] * 300 + ["red"] * 300,
                  vocabulary)
