@@ -159,6 +159,7 @@ def id_ood_bars(averages: pd.DataFrame) -> go.Figure:
             for split, column in (("in-domain", "in_domain"), ("OOD", "ood")):
                 fig.add_bar(x=part["label"], y=part[column], name=split, legendgroup=split,
                             marker_color=SPLIT_COLOURS[split], text=part[column].map(_one_decimal), **BAR_TEXT,
+                            error_y=error_bars(part, column, prefix=f"{column}_"),
                             hovertemplate=f"%{{x}}, {task} {split}: %{{y:.1f}}<extra></extra>",
                             showlegend=row == 1 and col == 1, row=row, col=col)
     fig.update_yaxes(rangemode="tozero")

@@ -152,3 +152,16 @@ def test_a_cell_click_links_to_the_per_query_view(with_intervals):
     paper = dict(values, sources=["paper"], a="", b="")
     assert "no per-query results" in cell_link_view(snap, paper, [0, 3])
     assert "Click a score" in cell_link_view(snap, values, [0, 0])  # the dataset column is not a score
+
+
+def test_in_domain_and_ood_bars_carry_their_own_intervals(with_intervals):
+    paper = with_intervals.averages[with_intervals.averages["source"] == "paper"]
+    fig = figures.id_ood_bars(paper)
+    checked = 0
+    for trace in (t for t in fig.data if t.xaxis == "x"):  # the classification panel
+        column = "in_domain" if trace.name == "in-domain" else "ood"
+        rows = paper[paper["meta_task"] == "classification"].set_index("label").loc[list(trace.x)]
+        checked += 1
+        np.testing.assert_allclose(trace.error_y.array, rows[f"{column}_upper"] - rows[column])
+        np.testing.assert_allclose(trace.error_y.arrayminus, rows[column] - rows[f"{column}_lower"])
+    assert checked == 2
