@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command("stats", "compute 95% intervals of the stored scores (table intervals, view v_intervals)", _add,
+COMMAND = Command("stats", "compute 95%% intervals of the stored scores (table intervals, view v_intervals)", _add,
                   _run, description="Compute each run's 95% intervals: a seeded bootstrap over its queries "
                   "(per dataset, per meta-task average, in-domain and OOD) where per-query ranks are stored, "
                   "Wilson intervals from each dataset's eval size n for the paper's numbers. Runs landed by "

@@ -85,3 +85,15 @@ def test_compare_of_paper_runs_says_it_is_unpaired(store, capsys):
 def test_compare_refuses_with_what_to_do(store, capsys, args, message):
     assert main(["compare", "--store", str(store), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_help_lists_the_new_commands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])  # a bare % in a command's help breaks argparse's formatting of the whole list
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and all(name in out for name in ("stats", "compare", "baselines"))
+    assert "95% intervals" in out
+    for name in ("stats", "compare", "baselines"):
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
