@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app.stats_view import error_bars, interval_text
 from app.tables import value_columns
-from storage.vocabulary import META_TASKS, PARADIGMS, SOURCES
+from storage.vocabulary import META_TASKS, SOURCES
 
 # What each source's numbers are; the demo caveat is shown wherever demo numbers are drawn.
 SOURCE_NOTES = {
@@ -22,11 +24,13 @@ SOURCE_NOTES = {
     "demo": "demo: tiny models on the built-in benchmark — not comparable in absolute terms",
     "mteb": "mteb: results imported from MTEB result files (`vlmembed import`)",
     "vlm2vec": "vlm2vec: results imported from VLM2Vec score files or its leaderboard report (`vlmembed import`)",
+    "baseline": "baseline: measured chance, a blind text-only prior and untrained miniatures (`vlmembed baselines`)",
 }
 # One hue family per paradigm, so AR vs diffusion reads at a glance.
 PALETTES = {
     "autoregressive": ["#1d4ed8", "#60a5fa", "#1e3a8a", "#93c5fd", "#3b82f6", "#172554"],
     "diffusion": ["#ea580c", "#fdba74", "#9a3412", "#f97316", "#fed7aa", "#7c2d12"],
+    "baseline": ["#6b7280", "#9ca3af", "#374151", "#d1d5db"],  # grey: not a model under study
 }
 BAR_TEXT = dict(textposition="outside", cliponaxis=False)  # values above bars, never cut off
 SPLIT_COLOURS = {"in-domain": "#475569", "OOD": "#f59e0b", "all": "#0f766e"}
@@ -60,11 +64,20 @@ def _sources(frame: pd.DataFrame) -> list[str]:
 def model_colours(frame: pd.DataFrame) -> dict[str, str]:
     """A colour per label, shaded within its paradigm's hue family, stable across panels."""
     colours: dict[str, str] = {}
-    for paradigm in PARADIGMS:
+    for paradigm in PALETTES:
         labels = list(dict.fromkeys(frame.loc[frame["paradigm"] == paradigm, "label"]))
         for i, label in enumerate(labels):
             colours[label] = PALETTES[paradigm][i % len(PALETTES[paradigm])]
     return colours
+
+
+def _intervals(rows: pd.DataFrame, note: str = "interval_note") -> list[str]:
+    """Each bar's interval as hover text, or why it has none (frames without intervals: nothing)."""
+    if "lower" not in rows:
+        return [""] * len(rows)
+    notes = rows[note] if note in rows else pd.Series("", index=rows.index)
+    return [interval_text(lo, hi, n if pd.isna(lo) else "") + ("" if pd.isna(lo) or note != "how" else f" ({n})")
+            for lo, hi, n in zip(rows["lower"], rows["upper"], notes, strict=True)]
 
 
 def message_figure(text: str) -> go.Figure:
@@ -89,9 +102,10 @@ def meta_task_bars(averages: pd.DataFrame, title: str = "Average Precision@1 per
         for label, rows in part.groupby("label", sort=False):
             fig.add_bar(x=rows["meta_task"], y=rows["average"], name=label, legendgroup=label,
                         marker_color=colours.get(label), text=rows["average"].map(_one_decimal), **BAR_TEXT,
-                        customdata=rows[["n_datasets", "paradigm"]],
+                        customdata=np.column_stack([rows["n_datasets"], rows["paradigm"], _intervals(rows)]),
+                        error_y=error_bars(rows, "average"),
                         hovertemplate=f"{label}<br>%{{x}}: %{{y:.1f}}<br>%{{customdata[0]}} datasets, "
-                                      "%{customdata[1]}<extra></extra>",
+                                      "%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
                         showlegend=label not in shown_in_legend, row=1, col=col)
             shown_in_legend.add(label)
     fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASKS))
@@ -111,9 +125,11 @@ def gap_bars(gaps: pd.DataFrame) -> go.Figure:
         for split, rows in part.groupby("split", sort=False):
             fig.add_bar(x=rows["meta_task"], y=rows["gap"], name=split, legendgroup=split,
                         marker_color=SPLIT_COLOURS.get(split), text=rows["gap"].map("{:+.1f}".format),
-                        **BAR_TEXT, customdata=rows[["ar_model", "ar", "diffusion_model", "diffusion"]],
+                        **BAR_TEXT, customdata=np.column_stack([rows[["ar_model", "ar", "diffusion_model",
+                                                                      "diffusion"]], _intervals(rows, "how")]),
+                        error_y=error_bars(rows, "gap"),
                         hovertemplate="%{x}, " + split + ": %{customdata[0]} %{customdata[1]:.1f} vs "
-                                      "%{customdata[2]} %{customdata[3]:.1f}<extra></extra>",
+                                      "%{customdata[2]} %{customdata[3]:.1f}<br>%{customdata[4]}<extra></extra>",
                         showlegend=col == 1, row=1, col=col)
     fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASKS))
     fig.update_yaxes(title_text="points (> 0: AR ahead)", col=1, zeroline=True, zerolinecolor="#334155")
@@ -146,6 +162,7 @@ def id_ood_bars(averages: pd.DataFrame) -> go.Figure:
             for split, column in (("in-domain", "in_domain"), ("OOD", "ood")):
                 fig.add_bar(x=part["label"], y=part[column], name=split, legendgroup=split,
                             marker_color=SPLIT_COLOURS[split], text=part[column].map(_one_decimal), **BAR_TEXT,
+                            error_y=error_bars(part, column, prefix=f"{column}_"),
                             hovertemplate=f"%{{x}}, {task} {split}: %{{y:.1f}}<extra></extra>",
                             showlegend=row == 1 and col == 1, row=row, col=col)
     fig.update_yaxes(rangemode="tozero")
@@ -177,13 +194,20 @@ def delta_bars(delta: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
     if delta.empty:
         return message_figure("No dataset in common: pick two runs evaluated on the same benchmark.")
     colours = ["#16a34a" if d > 0 else "#dc2626" for d in delta["delta"]]
+    real = delta["real"] if "real" in delta else pd.Series(False, index=delta.index)  # survives Holm at 0.05
+    error = error_bars(delta, "delta")
     fig = go.Figure(go.Bar(
         x=delta["delta"], y=delta["dataset"], orientation="h", marker_color=colours,
-        text=delta["delta"].map("{:+.1f}".format), **BAR_TEXT,
+        marker_pattern_shape=["" if r else "/" for r in real],  # hatched: not shown to be real
+        error_x=error,
+        text=[f"{d:+.1f}{' ✓' if r else ''}" for d, r in zip(delta["delta"], real, strict=True)], **BAR_TEXT,
         customdata=delta[["a", "b", "meta_task"]],
         hovertemplate=(f"%{{y}} (%{{customdata[2]}})<br>{label_a}: %{{customdata[0]:.1f}}<br>"
                        f"{label_b}: %{{customdata[1]:.1f}}<extra></extra>"),
     ))
     fig.update_yaxes(autorange="reversed")
-    return fig.update_layout(title=f"{label_b} − {label_a} (points)", template="plotly_white",
+    title = f"{label_b} − {label_a} (points)"
+    if error is not None:
+        title += "<br><sup>95% intervals; ✓ solid: survives Holm at 0.05; hatched: not shown to differ</sup>"
+    return fig.update_layout(title=title, template="plotly_white",
                              height=max(300, 22 * len(delta) + 120), margin=dict(l=140, r=40, t=50, b=40))

@@ -14,24 +14,31 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from app.stats_view import averages_with_intervals, gap_with_intervals
 from app.tables import (
     DEFAULT_METRIC,
     add_series,
     filter_scores,
     latest_per_cell,
     meta_task_averages,
+    paradigm_gap,
     series_catalogue,
 )
+from pipeline.stats.landing import compare_runs
 from storage import StoreError, StoreReader
+from storage.intervals import read_intervals
 
 log = logging.getLogger(__name__)
 
 MEMO_SIZE = 256
+GAP_COLUMNS = ["source", "meta_task", "split", "ar_model", "ar", "diffusion_model", "diffusion", "gap", "lower",
+               "upper", "how"]
 SCORE_COLUMNS = ["source", "run_id", "model", "paradigm", "meta_task", "dataset", "in_domain", "metric", "value",
                  "variant", "stage", "train_samples", "label", "benchmark", "scale", "finished_at", "experiment"]
 
@@ -48,6 +55,9 @@ class Snapshot:
     reported: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["source", "run_id", "model", "variant", "meta_task", "split", "metric", "value"]))
     averages: pd.DataFrame = field(default_factory=pd.DataFrame)  # overview: default variant, final stage
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # v_intervals, every metric
+    gaps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=GAP_COLUMNS))  # with their intervals
+    compare: Callable[..., tuple] | None = field(default=None, repr=False, compare=False)  # (a, b, metric) -> a - b
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
     _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -90,8 +100,12 @@ class Snapshot:
         raw = raw.merge(runs[["run_id", "finished_at", "experiment"]], on="run_id", how="left")
         scores = latest_per_cell(add_series(raw))
         headline = filter_scores(scores, variants=["default"], stages=["final"])
+        intervals = read_intervals(reader)
+        averages = averages_with_intervals(meta_task_averages(headline), headline, intervals)
+        compare = _comparer(reader)
         return cls(version=version, scores=scores, series=series_catalogue(scores), runs=runs,
-                   reported=reader.reported_averages(), averages=meta_task_averages(headline))
+                   reported=reader.reported_averages(), averages=averages, intervals=intervals,
+                   gaps=gap_with_intervals(paradigm_gap(averages), averages, compare), compare=compare)
 
     def summary(self) -> str:
         if not self.ok:
@@ -99,6 +113,11 @@ class Snapshot:
         counts = self.runs["source"].value_counts() if len(self.runs) else pd.Series(dtype=int)
         per_source = ", ".join(f"{n} {s}" for s, n in counts.items())
         return f"{len(self.runs)} runs ({per_source or 'none yet'}), {len(self.scores)} scores"
+
+
+def _comparer(reader: StoreReader) -> Callable[..., tuple]:
+    """compare_runs on this reader, each (a, b, metric) once (a gap's three splits share their two runs)."""
+    return lru_cache(maxsize=None)(lambda a, b, metric=DEFAULT_METRIC: compare_runs(reader, a, b, metric))
 
 
 def _stamp(path: Path) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from storage.vocabulary import META_TASKS, PARADIGMS, SOURCES, STAGES
+from storage.vocabulary import COMPARED_PARADIGMS, META_TASKS, PARADIGMS, SOURCES, STAGES
 
 SPLITS = {"all": None, "in-domain": True, "OOD": False}
 ID_COLS = ["dataset", "meta_task", "split"]
@@ -159,7 +159,7 @@ def paradigm_gap(averages: pd.DataFrame) -> pd.DataFrame:
     for (source, meta_task), group in averages.groupby(["source", "meta_task"], sort=False):
         for split, column in (("all", "average"), ("in-domain", "in_domain"), ("OOD", "ood")):
             best = {}
-            for paradigm in PARADIGMS:
+            for paradigm in COMPARED_PARADIGMS:
                 part = group[(group["paradigm"] == paradigm) & group[column].notna()]
                 if not part.empty:
                     top = part.loc[part[column].idxmax()]

@@ -70,7 +70,7 @@ def main() -> int:
 
     from app import launch
     from storage import StoreWriter
-    from storage.paper import import_paper
+    from storage.paper_import import import_paper
     from tests.app.helpers import free_port
 
     with tempfile.TemporaryDirectory() as tmp:

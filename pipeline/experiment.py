@@ -171,8 +171,8 @@ class Experiment:
         bad = set(self.meta_tasks) - set(META_TASKS)
         if bad:
             raise ValueError(f"unknown meta-tasks {sorted(bad)}; use {META_TASKS}")
-        if self.source not in ("pipeline", "demo"):
-            raise ValueError(f"source must be 'pipeline' or 'demo', got {self.source!r}")
+        if self.source not in ("pipeline", "demo", "baseline"):  # baseline: untrained models (pipeline.demo.baselines)
+            raise ValueError(f"source must be 'pipeline', 'demo' or 'baseline', got {self.source!r}")
         if self.store_embeddings not in ("all", "pairs", "none"):
             raise ValueError(f"store_embeddings must be all, pairs or none, got {self.store_embeddings!r}")
         for task in self.train_by_task:

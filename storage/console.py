@@ -49,6 +49,12 @@ EXAMPLE_QUERIES = {
         "JOIN v_scores s ON s.run_id = a.run_id AND s.metric = a.metric\n"
         "GROUP BY ALL ORDER BY a.meta_task, r.model, a.split"
     ),
+    "Meta-task averages with their 95% intervals": (
+        "SELECT source, model, meta_task, split, round(value, 1) AS value,\n"
+        "       round(lower, 1) AS lower, round(upper, 1) AS upper, method\n"
+        "FROM v_intervals WHERE scope = 'average' AND metric = 'precision@1' AND variant = 'default'\n"
+        "  AND stage = 'final' ORDER BY source, meta_task, split, value DESC"
+    ),
     "Runs in the store": (
         "SELECT run_id, source, model, label, variant, stage, train_samples, finished_at\n"
         "FROM runs ORDER BY source, model, train_samples NULLS LAST"

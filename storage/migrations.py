@@ -15,7 +15,7 @@ import duckdb
 from storage.errors import StoreSchemaError
 from storage.paper import paper_models
 from storage.records import VISION_FROZEN, VISION_TRAINED
-from storage.schema import SCHEMA_VERSION, TABLES, VIEWS
+from storage.schema import INTERVALS_TABLE, SCHEMA_VERSION, TABLES, VIEWS
 from storage.vocabulary import PARADIGMS, sql_choices
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -60,6 +60,40 @@ def _models_per_variant(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE models_v2 RENAME TO models")
 
 
+def _add_intervals(con: duckdb.DuckDBPyConnection) -> None:
+    """2 -> 3: the `intervals` table (and the `v_intervals` view, made with every view after a migration).
+
+    Storage computes no statistics, so the table starts empty: `vlmembed stats` fills it for the
+    runs already stored, and every run landed from now on brings its own.
+    """
+    con.execute(INTERVALS_TABLE)
+
+
+def _baseline_source(con: duckdb.DuckDBPyConnection) -> None:
+    """3 -> 4: runs of source 'baseline' (chance, a text-only model, untrained miniatures) and models of
+    paradigm 'baseline'. DuckDB cannot alter a CHECK constraint, so `runs` and `models` are rebuilt with
+    the wider ones (the DDL is spelt out: a migration must not follow later schema changes)."""
+    con.execute("""
+        CREATE TABLE models_v4 (
+            model VARCHAR NOT NULL, variant VARCHAR NOT NULL DEFAULT 'default', family VARCHAR,
+            display_name VARCHAR NOT NULL,
+            paradigm VARCHAR NOT NULL CHECK (paradigm IN ('autoregressive', 'diffusion', 'baseline')),
+            attention VARCHAR, pooling VARCHAR, vision_encoder VARCHAR, vision_update VARCHAR, backbone VARCHAR,
+            params BIGINT, scale VARCHAR NOT NULL, description VARCHAR, PRIMARY KEY (model, variant))""")
+    con.execute("""
+        CREATE TABLE runs_v4 (
+            run_id VARCHAR PRIMARY KEY,
+            source VARCHAR NOT NULL CHECK (source IN ('paper', 'pipeline', 'demo', 'baseline')),
+            model VARCHAR NOT NULL, label VARCHAR NOT NULL, variant VARCHAR NOT NULL DEFAULT 'default',
+            experiment VARCHAR, train_task VARCHAR, stage VARCHAR NOT NULL DEFAULT 'final', train_samples BIGINT,
+            status VARCHAR NOT NULL DEFAULT 'complete', config JSON, config_hash VARCHAR, code_version VARCHAR,
+            checkpoint VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, timings JSON, notes VARCHAR)""")
+    for table in ("models", "runs"):
+        con.execute(f"INSERT INTO {table}_v4 BY NAME SELECT * FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {table}_v4 RENAME TO {table}")
+
+
 def table_ddl(table: str, new_name: str) -> str:
     """The current schema's CREATE TABLE statement of `table`, creating `new_name` instead."""
     match = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n\);", TABLES, flags=re.S)
@@ -69,19 +103,19 @@ def table_ddl(table: str, new_name: str) -> str:
 
 
 def _import_sources(con: duckdb.DuckDBPyConnection) -> None:
-    """2 -> 3: `runs.source` admits the imported sources ('mteb', 'vlm2vec').
+    """4 -> 5: `runs.source` admits the imported sources ('mteb', 'vlm2vec').
 
     DuckDB cannot alter a CHECK constraint, so the table is rebuilt with the current one and
     every row copied; no value changes.
     """
-    con.execute(table_ddl("runs", "runs_v3"))
-    con.execute("INSERT INTO runs_v3 BY NAME SELECT * FROM runs")
+    con.execute(table_ddl("runs", "runs_v5"))
+    con.execute("INSERT INTO runs_v5 BY NAME SELECT * FROM runs")
     con.execute("DROP TABLE runs")
-    con.execute("ALTER TABLE runs_v3 RENAME TO runs")
+    con.execute("ALTER TABLE runs_v5 RENAME TO runs")
 
 
 # MIGRATIONS[n] turns a version-n store into version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _import_sources}
+MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _add_intervals, 3: _baseline_source, 4: _import_sources}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int | None:

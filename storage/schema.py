@@ -10,7 +10,34 @@ from __future__ import annotations
 
 from storage.vocabulary import META_TASKS, PARADIGMS, SOURCES, STAGES, sql_choices
 
-SCHEMA_VERSION = 3  # 2: `models` keyed by (model, variant); 3: runs.source admits imported 'mteb' / 'vlm2vec'
+# 2: `models` keyed by (model, variant); 3: `intervals`; 4: source and paradigm `baseline`;
+# 5: runs.source admits imported 'mteb' / 'vlm2vec'
+SCHEMA_VERSION = 5
+
+# 95% intervals of every score (version 3). Written by `pipeline.stats` when a run lands and by
+# `vlmembed stats`; a dataset's row has scope 'dataset', an average's scope 'average' (name = meta-task).
+INTERVALS_TABLE = """
+CREATE TABLE IF NOT EXISTS intervals (
+    run_id VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL CHECK (scope IN ('dataset', 'average')),
+    name VARCHAR NOT NULL,                -- the dataset, or the meta-task of an average
+    split VARCHAR NOT NULL CHECK (split IN ('all', 'in_domain', 'ood')),  -- 'all' for a dataset
+    metric VARCHAR NOT NULL,
+    value DOUBLE NOT NULL,                -- the point estimate (the stored score, or the mean of them)
+    lower DOUBLE NOT NULL,
+    upper DOUBLE NOT NULL,
+    level DOUBLE NOT NULL,                -- 0.95
+    method VARCHAR NOT NULL,              -- 'bootstrap' (per-query ranks) or 'wilson-n' / 'normal-n' (from n)
+    n_queries INTEGER,                    -- queries behind the score (summed over an average's datasets)
+    n_datasets INTEGER NOT NULL,
+    n_resamples INTEGER,                  -- bootstrap only
+    seed INTEGER,                         -- bootstrap only
+    PRIMARY KEY (run_id, scope, name, split, metric)
+);
+"""
+
+INTERVAL_COLUMNS = ("run_id", "scope", "name", "split", "metric", "value", "lower", "upper", "level", "method",
+                    "n_queries", "n_datasets", "n_resamples", "seed")
 
 TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -152,7 +179,7 @@ CREATE TABLE IF NOT EXISTS alignment (
     value DOUBLE NOT NULL,
     PRIMARY KEY (run_id, dataset, metric)
 );
-"""
+""" + "\n" + INTERVALS_TABLE
 
 VIEWS = """
 CREATE OR REPLACE VIEW dataset_items AS
@@ -186,4 +213,18 @@ CREATE OR REPLACE VIEW v_meta_task_averages AS
            count(*) AS n_datasets
     FROM v_scores
     GROUP BY ALL;
+
+CREATE OR REPLACE VIEW v_intervals AS
+    SELECT r.source, i.run_id, r.model, m.paradigm, i.scope,
+           coalesce(d.meta_task, i.name) AS meta_task,
+           CASE WHEN i.scope = 'dataset' THEN i.name END AS dataset,
+           CASE WHEN i.scope = 'dataset' THEN CASE WHEN d.in_domain THEN 'in_domain' ELSE 'ood' END
+                ELSE i.split END AS split,
+           i.metric, i.value, i.lower, i.upper, i.level, i.method, i.n_queries, i.n_datasets,
+           i.n_resamples, i.seed, r.variant, r.stage, r.train_samples, r.label
+    FROM intervals i
+    JOIN runs r USING (run_id)
+    JOIN models m ON m.model = r.model AND m.variant = r.variant
+    LEFT JOIN datasets d ON i.scope = 'dataset' AND d.dataset = i.name
+    WHERE r.status = 'complete';
 """

@@ -14,8 +14,9 @@ META_TASKS: tuple[str, ...] = get_args(MetaTask)  # the paper's three, the ones 
 MMEBMetaTask = Literal["classification", "vqa", "retrieval", "grounding"]
 MMEB_META_TASKS: tuple[str, ...] = get_args(MMEBMetaTask)  # MMEB's four (grounding is not in the paper)
 
-Paradigm = Literal["autoregressive", "diffusion"]
+Paradigm = Literal["autoregressive", "diffusion", "baseline"]  # a baseline (chance, text-only) is neither
 PARADIGMS: tuple[str, ...] = get_args(Paradigm)
+COMPARED_PARADIGMS: tuple[str, ...] = ("autoregressive", "diffusion")  # the two the project compares
 
 # A catalog writes a side's modality as MMEB's tables do (I, T, I+T); the store spells it out.
 ModalityCode = Literal["I", "T", "I+T"]
@@ -25,7 +26,7 @@ MODALITIES: tuple[str, ...] = get_args(Modality)
 MODALITY_NAMES: dict[str, str] = dict(zip(MODALITY_CODES, MODALITIES, strict=True))
 
 # mteb / vlm2vec: results imported from those projects' files (`vlmembed import`)
-Source = Literal["paper", "pipeline", "demo", "mteb", "vlm2vec"]
+Source = Literal["paper", "pipeline", "demo", "baseline", "mteb", "vlm2vec"]
 SOURCES: tuple[str, ...] = get_args(Source)  # where a run's numbers come from
 IMPORT_SOURCES: tuple[str, ...] = ("mteb", "vlm2vec")
 

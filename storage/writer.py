@@ -60,7 +60,8 @@ class MergeReport:
     conflicting: list[str]  # here with other contents: left alone
 
 
-RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment")
+RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment",
+              "intervals")
 
 
 def _insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[tuple]) -> None:

@@ -40,11 +40,14 @@ def _build(snap: Snapshot, source: str) -> tuple:
         return f"No **{source}** runs in the store yet.", empty, empty, empty, tables.no_rows()
     note = "  \n".join(f"**{name}**: {rest}" for name, _, rest in
                        (figures.SOURCE_NOTES[s].partition(": ") for s in present))
-    note += "  \nPrecision@1, default variant, final stage; averages are over the stored per-dataset numbers."
+    note += ("  \nPrecision@1, default variant, final stage; averages are over the stored per-dataset numbers. "
+             "Error bars: 95% intervals (a bootstrap over each run's queries; for the paper's numbers computed "
+             "from each dataset's eval size n, which the paper does not publish). Hover a bar for its interval, "
+             "or for why it has none.")
     skipped = tables.skipped_data_note(snap.runs, present)
     if skipped:
         note += "  \n" + skipped
-    gaps = tables.paradigm_gap(averages)
+    gaps = snap.gaps if source == "compare" else snap.gaps[snap.gaps["source"] == source]
     table = tables.overview_table(averages, snap.reported)
     numbers = ["average", "in_domain", "ood", "printed"]
     return (note, figures.meta_task_bars(averages), figures.gap_bars(gaps), figures.id_ood_bars(averages),

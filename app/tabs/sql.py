@@ -75,7 +75,8 @@ async def console_async(ctx: Context, slots: ClientSlots, query: str, max_rows: 
 def build(ctx: Context) -> None:
     gr.Markdown("Read-only SQL over the store (DuckDB dialect). Tables: `models`, `datasets`, `runs`, `scores`, "
                 "`reported_averages`, `items`, `dataset_rows`, `embeddings`, `ranks`, `train_log`, `projections`, "
-                "`alignment`; views: `v_scores`, `v_meta_task_averages`, `v_embeddings`, `dataset_items`.")
+                "`alignment`, `intervals`; views: `v_scores`, `v_meta_task_averages`, `v_embeddings`, `v_intervals`, "
+                "`dataset_items`.")
     example = gr.Dropdown(list(EXAMPLE_QUERIES), value=FIRST_EXAMPLE, label="Example queries")
     query = gr.Code(EXAMPLE_QUERIES[FIRST_EXAMPLE], language="sql", label="Query", interactive=True,
                     elem_id="sql-query")

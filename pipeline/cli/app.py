@@ -35,14 +35,14 @@ STOP_GRACE_S = 3.0  # SIGTERM, then SIGKILL: every child is gone within this plu
 def _prepare_store(path: Path) -> str | None:
     """Create a missing store from the paper's numbers and check that it reads; the store's problem as
     one line (the same one the dashboard shows) or None. The app serves either way."""
+    from pipeline.stats.landing import import_paper_with_intervals
     from storage import StoreError, StoreReader, StoreWriter
-    from storage.paper_import import import_paper
 
     try:
         if not path.exists():
             # The CLI may write; the app never does. A first run gets the paper's numbers to look at.
             with StoreWriter(path) as writer:
-                n = import_paper(writer)
+                n = import_paper_with_intervals(writer)
             print(f"no store at {path} yet: created it with the paper's numbers ({n} runs)")
         StoreReader(path).close()
     except StoreError as exc:

@@ -15,12 +15,12 @@ def _add(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipeline.stats.landing import import_paper_with_intervals
     from storage import StoreWriter
-    from storage.paper_import import import_paper
 
     path = store_path(args)
     with StoreWriter(path, fresh=args.fresh) as writer:
-        n = import_paper(writer)
+        n = import_paper_with_intervals(writer)
     print(f"imported {n} paper runs (Tables 1-4, with Table 5 and 6 metadata) into {path}")
     return 0
 

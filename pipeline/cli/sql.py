@@ -87,4 +87,4 @@ def _run(args: argparse.Namespace) -> int:
 COMMAND = Command("sql", "run a read-only SQL query over the store", _add, _run,
                   description="Run one read-only SQL query over the store. Tables: models, datasets, runs, "
                   "scores, items, dataset_rows, embeddings, ranks, train_log, projections, alignment, "
-                  "reported_averages; views: v_scores, v_embeddings, v_meta_task_averages, dataset_items.")
+                  "reported_averages, intervals; views: v_scores, v_embeddings, v_meta_task_averages, v_intervals, dataset_items.")

@@ -33,14 +33,15 @@ import pandas as pd
 import torch
 
 from pipeline.data.mmeb import MMEBReader
+from pipeline.demo.baselines import build_baselines
 from pipeline.demo.pretrain import PretrainConfig, pretrain, seed_token_embeddings
 from pipeline.experiment import DataEntry, Experiment, ModelEntry
 from pipeline.models.base import Example
 from pipeline.models.registry import build
 from pipeline.runner import ExperimentRunner, resolve_data_root
+from pipeline.stats.landing import import_paper_with_intervals
 from pipeline.train.config import TrainConfig
 from storage import StoreReader, StoreWriter
-from storage.paper_import import import_paper
 from storage.paths import vlmembed_home
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class DemoConfig:
     meta_tasks: tuple[str, ...] = ("classification", "vqa", "retrieval")
     seed: int = 0
     project_method: str | None = "umap"  # 2-D maps for the alignment view (None: skip)
+    baselines: bool = True  # chance, blind text-only and untrained miniatures, as source 'baseline'
 
     def __post_init__(self) -> None:
         if self.bench not in ("small", "full"):
@@ -172,6 +174,7 @@ def pretrain_miniature(model: DemoModel, config: DemoConfig, captions: Sequence[
 class DemoReport:
     runs: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    baselines: list[str] = field(default_factory=list)  # runs of source 'baseline' (re)measured
 
 
 @dataclass
@@ -285,7 +288,7 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
     with StoreWriter(store) as writer:  # held to the end: one demo build per store at a time
         tick = time.perf_counter()
         if not writer.has_run(source="paper"):
-            import_paper(writer)
+            import_paper_with_intervals(writer)
             writer.publish(keep_open=True)
         report.seconds["paper"] = time.perf_counter() - tick
         tick = time.perf_counter()
@@ -324,6 +327,10 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
             name, first = next(iter(failed.items()))
             raise RuntimeError(f"{len(failed)} of {len(order)} demo families failed ({', '.join(failed)}); the others' "
                                f"runs are stored. Run `vlmembed demo` again to retry them; {name}: {first}") from first
+    if config.baselines:
+        tick = time.perf_counter()  # after the build's writer is released: the untrained runs open their own
+        report.baselines = build_baselines(store, config, progress)
+        report.seconds["baselines"] = time.perf_counter() - tick
     return report
 
 

@@ -58,3 +58,15 @@ def all_metrics(ranks: np.ndarray) -> dict[str, float]:
         "mrr": mrr(ranks),
         "ndcg@5": ndcg_at_k(ranks, 5),
     }
+
+
+def per_query_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
+    """Each query's contribution to `all_metrics` (percent): their means are the metrics, which is
+    what lets `pipeline.stats` resample queries instead of re-ranking."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return {
+        "precision@1": (ranks == 1) * 100.0,
+        "recall@5": (ranks <= 5) * 100.0,
+        "mrr": 100.0 / ranks,
+        "ndcg@5": np.where(ranks <= 5, 100.0 / np.log2(ranks + 1.0), 0.0),
+    }

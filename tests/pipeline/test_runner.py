@@ -49,6 +49,15 @@ def test_tiny_run_learns_and_lands_whole_runs(toy_root, tmp_path):
     final_id = landed[-1]
     ranks = reader._frame("SELECT count(*) AS n FROM ranks WHERE run_id = ?", [final_id])["n"][0]
     assert ranks == 32  # 16 queries in each of the two datasets
+    # each landed run brings its bootstrap intervals: 2 datasets, and the meta-task average (all, in-domain, OOD)
+    from storage.intervals import read_intervals
+
+    intervals = read_intervals(reader, [final_id], "precision@1")
+    assert set(intervals["method"]) == {"bootstrap"} and len(intervals) == 2 + 3
+    final_p1 = scores.query("run_id == @final_id").set_index("dataset")["value"]
+    by_dataset = intervals.dropna(subset=["dataset"]).set_index("dataset")
+    assert (by_dataset["value"] - final_p1).abs().max() < 1e-9
+    assert ((by_dataset["lower"] <= by_dataset["value"]) & (by_dataset["value"] <= by_dataset["upper"])).all()
     log = reader.train_log([final_id])
     assert len(log) == 24 and log["samples"].max() == 384
     ids, vecs = reader.embeddings(final_id)
