@@ -80,6 +80,11 @@ class MainProcessStore:
         answer = self.writer.has_run(*args, **kwargs) if self.writer is not None else None
         return bool(self.processes.share(answer))
 
+    def with_writer(self, action, *args: Any, **kwargs: Any) -> Any:
+        """`action(writer, ...)` on the main process (a write computed from the store itself, such as a
+        run's intervals); the other processes skip it."""
+        return action(self.writer, *args, **kwargs) if self.writer is not None else None
+
     def publish(self, **kwargs: Any) -> None:
         if self.writer is not None:
             self.writer.publish(**kwargs)

@@ -254,7 +254,7 @@ class ExperimentRunner:
             train_log=history, embed=self.exp.store_embeddings, pair_items=data.pair_items(),
             notes=skipped_notes(data.skipped))
         writer.add_run(record, replace=True)
-        store_intervals(writer, [run_id])
+        writer.with_writer(store_intervals, [run_id])
         writer.publish(keep_open=True)
         log.info("stored %s (evaluated and stored in %.1fs): %s", run_id, time.perf_counter() - tick, _summary(result))
         return run_id

@@ -7,6 +7,7 @@ import pytest
 
 from storage import RunRecord, ScoreRecord, StoreReader, StoreWriter
 from storage.migrations import stored_version, table_ddl
+from storage.schema import SCHEMA_VERSION
 
 
 def _downgrade_to_v2(path) -> int:
@@ -35,7 +36,7 @@ def test_a_version_2_store_migrates_and_then_takes_imported_runs(paper_store) ->
                                  scores=[ScoreRecord(before["dataset"].iloc[0], "precision@1", 12.5)]))
         writer.publish()
     con = duckdb.connect(str(paper_store), read_only=True)
-    assert stored_version(con) == 3
+    assert stored_version(con) == SCHEMA_VERSION
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == n_runs + 1
     con.close()
     after = StoreReader(paper_store).scores()
