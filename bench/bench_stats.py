@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "stats.json"
 TARGET_S = 10.0
-META_TASKS = ("classification", "vqa", "retrieval")
+
+from storage.vocabulary import META_TASKS  # noqa: E402 - after sys.path
 
 
 def build_store(path: Path, runs: int, datasets: int, queries: int, seed: int = 0) -> None:

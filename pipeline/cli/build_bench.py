@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _list() -> int:
-    from pipeline.data.builtin.sources import SOURCES, problem
+    from pipeline.data.builtin.sources import DATA_SOURCES, problem
     from pipeline.data.builtin.specs import BUILTIN_SPECS
 
     for name, spec in BUILTIN_SPECS.items():
@@ -34,7 +34,7 @@ def _list() -> int:
         print(f"{name:20s} {i.meta_task:14s} {i.query_modality:>3s} -> {i.target_modality:3s} {split}  "
               f"sources: {', '.join(spec.sources) or '(rendered)'}")
     print()
-    for key, s in SOURCES.items():
+    for key, s in DATA_SOURCES.items():
         why = problem(s)
         print(f"{key:15s} {'ok' if why is None else 'MISSING'}  {s.description}" + (f"  ({s.install_hint()})" if why else ""))
     return 0

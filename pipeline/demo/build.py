@@ -43,6 +43,7 @@ from pipeline.stats.landing import import_paper_with_intervals
 from pipeline.train.config import TrainConfig
 from storage import StoreReader, StoreWriter
 from storage.paths import vlmembed_home
+from storage.vocabulary import META_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class DemoConfig:
     eval_limit: int  # queries per eval dataset
     eval_limit_by_task: dict[str, int] = field(default_factory=dict)  # per meta-task, overriding eval_limit
     models: tuple[DemoModel, ...] = SEED_FAMILIES
-    meta_tasks: tuple[str, ...] = ("classification", "vqa", "retrieval")
+    meta_tasks: tuple[str, ...] = META_TASKS
     seed: int = 0
     project_method: str | None = "umap"  # 2-D maps for the alignment view (None: skip)
     baselines: bool = True  # chance, blind text-only and untrained miniatures, as source 'baseline'

@@ -133,7 +133,7 @@ def test_text_to_emoji_gold_is_the_named_glyph(bench: Path, name: str):
     from pipeline.data.builtin.draw import emoji_card
     from pipeline.data.builtin.retrieval import flag_name
 
-    resources = Resources(src.SOURCES, seed=0, side=64)
+    resources = Resources(src.DATA_SOURCES, seed=0, side=64)
     by_text = {flag_name(e) if name == "FlagT2I" else e.name: e for e in resources.emoji}
     for row in _eval_rows(bench, name):
         text = row["qry_text"].split(":", 1)[1].strip()
@@ -207,7 +207,7 @@ def test_every_source_comes_from_a_pip_package_not_a_system_path():
     environment (Debian's /usr/share once held the emoji font, names, fonts and Fashion-MNIST)."""
     import sys
 
-    for key, source in src.SOURCES.items():
+    for key, source in src.DATA_SOURCES.items():
         assert source.pip and source.install_hint() == f"pip install {source.pip}"
         for f in source.files:
             assert Path(f).resolve().is_relative_to(Path(sys.prefix).resolve()) or "site-packages" in f, (key, f)
@@ -216,8 +216,8 @@ def test_every_source_comes_from_a_pip_package_not_a_system_path():
 
 
 def test_cli_names_the_pip_package_of_a_missing_source(tmp_path: Path, monkeypatch, capsys):
-    dejavu = src.SOURCES["dejavu"]
-    monkeypatch.setitem(src.SOURCES, "dejavu", dataclasses.replace(dejavu, files=("/nonexistent/DejaVuSans.ttf",)))
+    dejavu = src.DATA_SOURCES["dejavu"]
+    monkeypatch.setitem(src.DATA_SOURCES, "dejavu", dataclasses.replace(dejavu, files=("/nonexistent/DejaVuSans.ttf",)))
     rc = main(["build-bench", "--out", str(tmp_path / "b"), "--only", "PrintedDigits", "SceneObject", "--no-progress"])
     err = capsys.readouterr().err
     assert rc != 0 and "pip install matplotlib" in err and len(err.strip().splitlines()) == 1

