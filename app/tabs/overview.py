@@ -16,6 +16,7 @@ from app.urlstate import Params, track
 from storage.vocabulary import SOURCES
 
 SOURCE_CHOICES = [("paper's numbers", "paper"), ("pipeline runs", "pipeline"), ("demo runs", "demo"),
+                  ("measured baselines", "baseline"),
                   ("imported from MTEB", "mteb"), ("imported from VLM2Vec", "vlm2vec"),
                   ("compare sources side by side", "compare")]
 SOURCE_KEYS = [value for _, value in SOURCE_CHOICES]
