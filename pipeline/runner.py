@@ -153,9 +153,10 @@ class ExperimentRunner:
         self.device = device or (str(self.processes.device) if self.processes.count > 1 else _pick_device(experiment.device))
         self.progress = progress and self.processes.is_main
         self.output_dir = Path(experiment.output_dir or vlmembed_home() / "runs" / experiment.name).expanduser()
-        # The main process builds the built-in benchmark if it is missing; the others then find it.
-        self.processes.on_main(open_reader, experiment.data)
-        self.reader = open_reader(experiment.data)
+        # The main process opens the reader first (building the built-in benchmark if it is missing);
+        # the others open theirs once it is there.
+        reader = self.processes.on_main(open_reader, experiment.data)
+        self.reader = reader if reader is not None else open_reader(experiment.data)
         self._absent: dict[str, list[Skipped]] = {}
         self.cache = EmbeddingCache(self.output_dir / "embedding-cache")
 
@@ -299,7 +300,7 @@ class ExperimentRunner:
                                  checkpoint=str(final.path), history=result.log))
         # The final model also as a PEFT / safetensors folder (the card's scores: `vlmembed export-model`)
         card = ModelCard(name=entry.name, recipe=asdict(recipe), run_id=landed[-1], training=cfg)
-        save_model_folder(final.path, final.path, card=card.markdown(), encoder=encoder)
+        self.processes.on_main(save_model_folder, final.path, final.path, card=card.markdown(), encoder=encoder)
         return landed
 
     def evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None = None) -> list[str]:
