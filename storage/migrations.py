@@ -114,8 +114,19 @@ def _import_sources(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE runs_v5 RENAME TO runs")
 
 
+def _dual_encoders_and_text(con: duckdb.DuckDBPyConnection) -> None:
+    """5 -> 6: `models.paradigm` admits 'dual-encoder' (CLIP, SigLIP) and `datasets.meta_task` admits
+    'text' (text-only retrieval). The two tables are rebuilt with the current CHECKs; no value changes."""
+    for table in ("models", "datasets"):
+        con.execute(table_ddl(table, f"{table}_v6"))
+        con.execute(f"INSERT INTO {table}_v6 BY NAME SELECT * FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {table}_v6 RENAME TO {table}")
+
+
 # MIGRATIONS[n] turns a version-n store into version n+1.
-MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _add_intervals, 3: _baseline_source, 4: _import_sources}
+MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _add_intervals, 3: _baseline_source,
+                                    4: _import_sources, 5: _dual_encoders_and_text}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int | None:

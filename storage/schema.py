@@ -8,11 +8,11 @@ columns stable.
 
 from __future__ import annotations
 
-from storage.vocabulary import META_TASKS, PARADIGMS, SOURCES, STAGES, sql_choices
+from storage.vocabulary import PARADIGMS, SOURCES, STAGES, STORED_META_TASKS, sql_choices
 
 # 2: `models` keyed by (model, variant); 3: `intervals`; 4: source and paradigm `baseline`;
-# 5: runs.source admits imported 'mteb' / 'vlm2vec'
-SCHEMA_VERSION = 5
+# 5: runs.source admits imported 'mteb' / 'vlm2vec'; 6: paradigm 'dual-encoder', meta-task 'text'
+SCHEMA_VERSION = 6
 
 # 95% intervals of every score (version 3). Written by `pipeline.stats` when a run lands and by
 # `vlmembed stats`; a dataset's row has scope 'dataset', an average's scope 'average' (name = meta-task).
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS datasets (
     dataset VARCHAR PRIMARY KEY,
     benchmark VARCHAR NOT NULL,           -- 'MMEB' or 'builtin'
-    meta_task VARCHAR NOT NULL CHECK (meta_task IN ({sql_choices(META_TASKS)})),
+    meta_task VARCHAR NOT NULL CHECK (meta_task IN ({sql_choices(STORED_META_TASKS)})),
     query_modality VARCHAR,
     target_modality VARCHAR,
     in_domain BOOLEAN NOT NULL,

@@ -11,10 +11,14 @@ from typing import Literal, get_args
 
 MetaTask = Literal["classification", "vqa", "retrieval"]
 META_TASKS: tuple[str, ...] = get_args(MetaTask)  # the paper's three, the ones a run is scored on
+# DiffEmbed-style text-only retrieval (issue 15): not in the paper, so kept out of META_TASKS.
+TEXT_META_TASK = "text"
+STORED_META_TASKS: tuple[str, ...] = (*META_TASKS, TEXT_META_TASK)  # what a dataset row may carry
 MMEBMetaTask = Literal["classification", "vqa", "retrieval", "grounding"]
 MMEB_META_TASKS: tuple[str, ...] = get_args(MMEBMetaTask)  # MMEB's four (grounding is not in the paper)
 
-Paradigm = Literal["autoregressive", "diffusion", "baseline"]  # a baseline (chance, text-only) is neither
+# a baseline (chance, text-only) is neither; a dual encoder (CLIP, SigLIP) is MMEB's standard baseline model
+Paradigm = Literal["autoregressive", "diffusion", "baseline", "dual-encoder"]
 PARADIGMS: tuple[str, ...] = get_args(Paradigm)
 COMPARED_PARADIGMS: tuple[str, ...] = ("autoregressive", "diffusion")  # the two the project compares
 

@@ -123,3 +123,32 @@ def test_version_1_store_migrates_to_a_record_per_variant_without_losing_rows(pa
     assert len(reader._frame("SELECT * FROM v_scores")) == before["scores"]  # each score joins one record
     assert set(reader.runs()["run_id"]) == set(reader._frame("SELECT run_id FROM runs")["run_id"])
     reader.close()
+
+
+def test_version_5_store_admits_dual_encoders_and_text_datasets_after_migration(paper_store):
+    """5 -> 6 widens two CHECKs: a version-5 store refuses the new words, the migrated one keeps its rows
+    and takes them."""
+    from storage import ModelRecord, StoreReader
+
+    con = duckdb.connect(str(paper_store))
+    for table, column, old in (("models", "paradigm", "'autoregressive', 'diffusion', 'baseline'"),
+                               ("datasets", "meta_task", "'classification', 'vqa', 'retrieval'")):
+        ddl = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0]
+        widened = ddl.split(f"CHECK(({column} IN (")[1].split(")")[0]
+        con.execute(ddl.replace(f"CREATE TABLE {table}(", f"CREATE TABLE {table}_v5(", 1).replace(widened, old))
+        con.execute(f"INSERT INTO {table}_v5 SELECT * FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {table}_v5 RENAME TO {table}")
+    con.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("INSERT INTO models (model, display_name, paradigm, scale) VALUES ('x', 'x', 'dual-encoder', 'tiny')")
+    before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("models", "datasets")}
+    con.close()
+
+    with StoreWriter(paper_store) as w:  # what `vlmembed migrate` does
+        w.upsert_models([ModelRecord("clip-tiny", "CLIP (tiny)", "dual-encoder", "tiny")])
+    reader = StoreReader(paper_store)
+    assert len(reader.models()) == before["models"] + 1
+    assert len(reader.datasets()) == before["datasets"]
+    assert reader.models().set_index("model").loc["clip-tiny", "paradigm"] == "dual-encoder"
+    reader.close()
