@@ -85,6 +85,8 @@ class FamilySpec:
     # the default training strategy", Sec. 6 RQ3).
     trains_vision: bool = False
     vision_lora_targets: tuple[str, ...] = ()
+    # A language model without a vision side (DiffEmbed's text-only embedders): collate refuses images.
+    text_only: bool = False
     notes: str = ""
 
     def __post_init__(self) -> None:

@@ -14,7 +14,7 @@ import torch
 
 from pipeline.models import family_names, get_family
 from pipeline.models import registry as registry_module
-from pipeline.models.base import FamilySpec, VLMEncoder
+from pipeline.models.base import Example, FamilySpec, ImageError, VLMEncoder
 from pipeline.models.registry import UnknownFamilyError, register
 from tests.models.family_checks import KEYS_DIR, check_meta_parameter_count, sample_examples
 
@@ -38,6 +38,10 @@ def check_family_contract(cls: type[VLMEncoder], keys_dir: Path = KEYS_DIR) -> N
         f"{spec.name}: add its published key list as {keys_dir}/{spec.name}.json (see docs/models.md)"
     encoder = cls.build("tiny", seed=0)
     examples = sample_examples()
+    if spec.text_only:  # DiffEmbed's text embedders: text examples only, and an image is a clear error
+        with pytest.raises(ImageError, match="text-only"):
+            encoder.encode([ex for ex in examples if ex.image is not None][:1])
+        examples = [ex for ex in examples if ex.image is None] + [Example("Classify", "noise")]
     vectors = encoder.encode(examples, batch_size=2)
     assert vectors.dtype == torch.float32 and vectors.shape[0] == len(examples)
     torch.testing.assert_close(vectors.norm(dim=-1), torch.ones(len(examples)))

@@ -69,6 +69,7 @@ _REQUIRED_LLADA = {
     "weight_tying": False, "include_bias": False, "input_emb_norm": False, "scale_logits": False,
     "attention_layer_norm": False,
 }
+REQUIRED_LLADA = _REQUIRED_LLADA  # also checked by the text-only LLaDA family (families/text_lm.py)
 
 
 @dataclass(frozen=True)
