@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from app.stats_view import error_bars, interval_text
 from app.tables import value_columns
-from storage.vocabulary import META_TASKS, SOURCES
+from storage.vocabulary import SOURCES, STORED_META_TASKS, TEXT_META_TASK
 
 # What each source's numbers are; the demo caveat is shown wherever demo numbers are drawn.
 SOURCE_NOTES = {
@@ -108,7 +108,7 @@ def meta_task_bars(averages: pd.DataFrame, title: str = "Average Precision@1 per
                                       "%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
                         showlegend=label not in shown_in_legend, row=1, col=col)
             shown_in_legend.add(label)
-    fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASKS))
+    fig.update_xaxes(categoryorder="array", categoryarray=list(STORED_META_TASKS))
     fig.update_yaxes(title_text="Precision@1 (%)", col=1, rangemode="tozero")
     return fig.update_layout(title=title, barmode="group", height=460, **LAYOUT)
 
@@ -131,10 +131,17 @@ def gap_bars(gaps: pd.DataFrame) -> go.Figure:
                         hovertemplate="%{x}, " + split + ": %{customdata[0]} %{customdata[1]:.1f} vs "
                                       "%{customdata[2]} %{customdata[3]:.1f}<br>%{customdata[4]}<extra></extra>",
                         showlegend=col == 1, row=1, col=col)
-    fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASKS))
+    fig.update_xaxes(categoryorder="array", categoryarray=list(STORED_META_TASKS))
     fig.update_yaxes(title_text="points (> 0: AR ahead)", col=1, zeroline=True, zerolinecolor="#334155")
     return fig.update_layout(title="Best AR − best diffusion model, per meta-task", barmode="group", height=430,
                              **LAYOUT)
+
+
+def absent_note(source: str, meta_task: str) -> str:
+    """Why a panel has no bar: the paper has no text meta-task at all, which is not a score of 0."""
+    if source == "paper" and meta_task == TEXT_META_TASK:
+        return "not in the paper"
+    return f"no {source} runs on {meta_task}"
 
 
 def id_ood_bars(averages: pd.DataFrame) -> go.Figure:
@@ -142,7 +149,7 @@ def id_ood_bars(averages: pd.DataFrame) -> go.Figure:
     if averages.empty:
         return message_figure("No runs match: pick another source.")
     sources = _sources(averages)
-    tasks = [t for t in META_TASKS if t in set(averages["meta_task"])]
+    tasks = [t for t in STORED_META_TASKS if t in set(averages["meta_task"])]
     fig = make_subplots(rows=len(sources), cols=len(tasks), column_titles=tasks,
                         row_titles=[s for s in sources] if len(sources) > 1 else None,
                         horizontal_spacing=0.05, vertical_spacing=0.18)
@@ -154,7 +161,7 @@ def id_ood_bars(averages: pd.DataFrame) -> go.Figure:
                 suffix = n if n > 1 else ""
                 xdom, ydom = fig.layout[f"xaxis{suffix}"].domain, fig.layout[f"yaxis{suffix}"].domain
                 # Paper coordinates: an empty subplot's own axes are never drawn, so they cannot anchor text.
-                fig.add_annotation(text=f"no {source} runs on {task}", showarrow=False, xref="paper", yref="paper",
+                fig.add_annotation(text=absent_note(source, task), showarrow=False, xref="paper", yref="paper",
                                    x=sum(xdom) / 2, y=sum(ydom) / 2, font=dict(color="#64748b"))
                 fig.update_xaxes(visible=False, row=row, col=col)
                 fig.update_yaxes(visible=False, row=row, col=col)

@@ -33,6 +33,7 @@ from app.tables import (
 from pipeline.stats.landing import compare_runs
 from storage import StoreError, StoreReader
 from storage.intervals import read_intervals
+from storage.vocabulary import TEXT_META_TASK
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Snapshot:
         raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS[:-2])
         raw = raw.merge(runs[["run_id", "finished_at", "experiment"]], on="run_id", how="left")
         scores = latest_per_cell(add_series(raw))
-        headline = filter_scores(scores, variants=["default"], stages=["final"])
+        headline = headline_scores(scores)
         intervals = read_intervals(reader)
         averages = averages_with_intervals(meta_task_averages(headline), headline, intervals)
         compare = _comparer(reader)
@@ -180,3 +181,11 @@ class StoreCache:
 
     def version(self) -> str:
         return self.snapshot().version
+
+
+def headline_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """What the Overview averages: default variant, final stage; and for the text meta-task, which has no
+    training split and is only evaluated, the default variant's zero-shot runs."""
+    final = filter_scores(scores, variants=["default"], stages=["final"])
+    text = filter_scores(scores, meta_task=TEXT_META_TASK, variants=["default"], stages=["zero-shot"])
+    return pd.concat([final, text], ignore_index=True) if len(text) else final

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from storage.vocabulary import COMPARED_PARADIGMS, META_TASKS, PARADIGMS, SOURCES, STAGES
+from storage.vocabulary import COMPARED_PARADIGMS, PARADIGMS, SOURCES, STAGES, STORED_META_TASKS
 
 SPLITS = {"all": None, "in-domain": True, "OOD": False}
 ID_COLS = ["dataset", "meta_task", "split"]
@@ -94,7 +94,7 @@ def filter_scores(scores: pd.DataFrame, *, sources: Sequence[str] | None = None,
 
 
 def _dataset_order(frame: pd.DataFrame) -> pd.DataFrame:
-    return _sorted(frame, [_rank(frame["meta_task"], META_TASKS), frame["split"] != "in-domain",
+    return _sorted(frame, [_rank(frame["meta_task"], STORED_META_TASKS), frame["split"] != "in-domain",
                            frame["dataset"]])
 
 
@@ -149,7 +149,7 @@ def meta_task_averages(scores: pd.DataFrame) -> pd.DataFrame:
     for name, flag in (("in_domain", True), ("ood", False)):
         part = scores[scores["in_domain"] == flag].groupby(keys, sort=False)["value"].mean().rename(name)
         out = out.merge(part.reset_index(), on=keys, how="left")
-    return _sorted(out, [_rank(out["meta_task"], META_TASKS), _rank(out["source"], SOURCES),
+    return _sorted(out, [_rank(out["meta_task"], STORED_META_TASKS), _rank(out["source"], SOURCES),
                          _rank(out["paradigm"], PARADIGMS), out["label"]])
 
 

@@ -48,7 +48,7 @@ from pipeline.data.mmeb_catalog import MMEB_DATASETS
 from pipeline.models.base import EncoderOptions
 from pipeline.models.registry import get_family, parse_dtype
 from pipeline.train.config import TrainConfig
-from storage.vocabulary import META_TASKS
+from storage.vocabulary import META_TASKS, STORED_META_TASKS
 
 StoreEmbeddings = Literal["all", "pairs", "none"]
 
@@ -80,9 +80,9 @@ class ModelEntry:
             raise ValueError("a model entry needs a name")
         if self.meta_tasks is not None:
             object.__setattr__(self, "meta_tasks", tuple(self.meta_tasks))
-            bad = set(self.meta_tasks) - set(META_TASKS)
+            bad = set(self.meta_tasks) - set(STORED_META_TASKS)
             if bad or not self.meta_tasks:
-                raise ValueError(f"model {self.name!r}: meta_tasks must be a non-empty subset of {META_TASKS}, "
+                raise ValueError(f"model {self.name!r}: meta_tasks must be a non-empty subset of {STORED_META_TASKS}, "
                                  f"got {list(self.meta_tasks)}")
 
     @property
@@ -132,9 +132,9 @@ class DataEntry:
         for where, limit in limits.items():
             if limit is not None and (not isinstance(limit, int) or limit < 1):
                 raise ValueError(f"[data] {where} must be a positive number of queries, got {limit!r}")
-        unknown = set(self.eval_limit_by_task) - set(META_TASKS)
+        unknown = set(self.eval_limit_by_task) - set(STORED_META_TASKS)
         if unknown:
-            raise ValueError(f"[data.eval_limit_by_task]: unknown meta-tasks {sorted(unknown)}; use {META_TASKS}")
+            raise ValueError(f"[data.eval_limit_by_task]: unknown meta-tasks {sorted(unknown)}; use {STORED_META_TASKS}")
 
     def eval_limit_for(self, meta_task: str) -> int | None:
         """Queries per eval dataset of one meta-task."""
@@ -168,9 +168,10 @@ class Experiment:
         names = [(m.name, m.variant) for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"experiment {self.name!r}: two model entries share a name and variant")
-        bad = set(self.meta_tasks) - set(META_TASKS)
+        # 'text' (DiffEmbed's text-only retrieval) has no training split: it is evaluated only.
+        bad = set(self.meta_tasks) - set(STORED_META_TASKS)
         if bad:
-            raise ValueError(f"unknown meta-tasks {sorted(bad)}; use {META_TASKS}")
+            raise ValueError(f"unknown meta-tasks {sorted(bad)}; use {STORED_META_TASKS}")
         if self.source not in ("pipeline", "demo", "baseline"):  # baseline: untrained models (pipeline.demo.baselines)
             raise ValueError(f"source must be 'pipeline', 'demo' or 'baseline', got {self.source!r}")
         if self.store_embeddings not in ("all", "pairs", "none"):

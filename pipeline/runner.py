@@ -239,15 +239,16 @@ class ExperimentRunner:
 
     def _land(self, writer: StoreWriter | MainProcessStore, entry: ModelEntry, meta_task: str, encoder: VLMEncoder, data: TaskData,
               cfg: dict[str, Any], *, stage: str, samples: int | None, checkpoint: str, history: Sequence[dict] = (),
-              note: str = "") -> str:
-        """Evaluate the encoder as it is now and land the result as one run."""
+              note: str = "", trained_on: str | None = None) -> str:
+        """Evaluate the encoder as it is now and land the result as one run (`trained_on`: the meta-task
+        a trained model learned, when it is not the one evaluated)."""
         run_id = self.run_id(entry, meta_task, stage, samples)
         started, tick = datetime.now(), time.perf_counter()
         result = self._evaluate(encoder, f"{run_id}:{config_hash(cfg)}", data)
         label = f"{meta_task} {stage}" + (f" @ {samples} samples" if stage == "checkpoint" else "") + note
         record = run_record(
             run_id=run_id, source=self.exp.source, model=entry.name, label=label, variant=entry.variant,
-            experiment=self.exp.name, train_task=meta_task if stage != "zero-shot" else None, stage=stage,
+            experiment=self.exp.name, train_task=trained_on or (meta_task if stage != "zero-shot" else None), stage=stage,
             train_samples=samples, config=cfg, checkpoint=checkpoint, started_at=started,
             timings={"eval_s": time.perf_counter() - tick}, result=result,
             dataset_names={n: store_dataset_name(i) for n, (i, _) in data.evals.items()},
@@ -303,12 +304,14 @@ class ExperimentRunner:
         self.processes.on_main(save_model_folder, final.path, final.path, card=card.markdown(), encoder=encoder)
         return landed
 
-    def evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None = None) -> list[str]:
-        """Evaluate without training: the base model (zero-shot) or a trained model directory."""
+    def evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None = None,
+                      trained_on: str | None = None) -> list[str]:
+        """Evaluate without training: the base model (zero-shot) or a trained model directory (which learned
+        the meta-task `trained_on`; by default the one evaluated)."""
         with library_progress_bars(self.progress):
-            return self._evaluate_only(entry, model_dir)
+            return self._evaluate_only(entry, model_dir, trained_on)
 
-    def _evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None) -> list[str]:
+    def _evaluate_only(self, entry: ModelEntry, model_dir: str | Path | None, trained_on: str | None) -> list[str]:
         from pipeline.models.recipe import load_encoder
 
         landed = []
@@ -319,6 +322,9 @@ class ExperimentRunner:
             if model_dir is not None:
                 recipe = EncoderRecipe.load(model_dir)
                 encoder = load_encoder(model_dir, device=self.device)
+                if entry.options:  # the entry's switches (e.g. attention, pooling) over the ones it was trained with
+                    recipe = replace(recipe, options={**recipe.options, **entry.options})
+                    encoder.set_options(recipe.encoder_options())
                 stage, samples, where = "final", None, str(Path(model_dir).resolve())
             else:
                 recipe = EncoderRecipe(entry.family, entry.base, entry.dtype, dict(entry.options))
@@ -332,7 +338,7 @@ class ExperimentRunner:
                 self._register_data(writer, data)
                 cfg = {**self.run_config(entry, meta_task), "recipe": asdict(recipe), "evaluated": where}
                 landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage=stage, samples=samples,
-                                         checkpoint=where, note=" (evaluation only)"))
+                                         checkpoint=where, note=" (evaluation only)", trained_on=trained_on))
         return landed
 
     # -- pieces --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from storage.vocabulary import META_TASKS, MODALITIES, PARADIGMS, ROLES, SOURCES, STAGES
+from storage.vocabulary import META_TASKS, MODALITIES, PARADIGMS, ROLES, SOURCES, STAGES, STORED_META_TASKS
 
 
 def _require(value: Any, allowed: tuple, what: str) -> None:
@@ -68,7 +68,7 @@ class DatasetRecord:
     description: str | None = None
 
     def __post_init__(self) -> None:
-        _require(self.meta_task, META_TASKS, "meta_task")
+        _require(self.meta_task, STORED_META_TASKS, "meta_task")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ TEXT_META_TASK = "text"
 STORED_META_TASKS: tuple[str, ...] = (*META_TASKS, TEXT_META_TASK)  # what a dataset row may carry
 MMEBMetaTask = Literal["classification", "vqa", "retrieval", "grounding"]
 MMEB_META_TASKS: tuple[str, ...] = get_args(MMEBMetaTask)  # MMEB's four (grounding is not in the paper)
+DATASET_META_TASKS: tuple[str, ...] = (*MMEB_META_TASKS, TEXT_META_TASK)  # what a catalog's dataset may carry
 
 # a baseline (chance, text-only) is neither; a dual encoder (CLIP, SigLIP) is MMEB's standard baseline model
 Paradigm = Literal["autoregressive", "diffusion", "baseline", "dual-encoder"]

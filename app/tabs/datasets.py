@@ -21,9 +21,9 @@ from app import figures, stats_view, tables
 from app.store import Snapshot
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
-from storage.vocabulary import META_TASKS, SOURCES, STAGES
+from storage.vocabulary import SOURCES, STAGES, STORED_META_TASKS
 
-TASKS = ["all", *META_TASKS]
+TASKS = ["all", *STORED_META_TASKS]
 SPLITS = list(tables.SPLITS)
 DEFAULTS = {"sources": ["paper"], "variants": ["default"], "stages": ["final"]}
 # The tab's state, in the order of its controls; each is also its URL parameter.

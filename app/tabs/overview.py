@@ -13,7 +13,7 @@ from app import figures, tables
 from app.store import Snapshot
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
-from storage.vocabulary import SOURCES
+from storage.vocabulary import SOURCES, TEXT_META_TASK
 
 SOURCE_CHOICES = [("paper's numbers", "paper"), ("pipeline runs", "pipeline"), ("demo runs", "demo"),
                   ("measured baselines", "baseline"),
@@ -45,6 +45,10 @@ def _build(snap: Snapshot, source: str) -> tuple:
              "Error bars: 95% intervals (a bootstrap over each run's queries; for the paper's numbers computed "
              "from each dataset's eval size n, which the paper does not publish). Hover a bar for its interval, "
              "or for why it has none.")
+    if TEXT_META_TASK in set(averages["meta_task"]) or "paper" in present:
+        note += ("  \n**text**: text-only retrieval (DiffEmbed's question: AR vs diffusion LMs as text embedders), "
+                 "evaluated zero-shot: it has no training split. The paper has no text meta-task, so the paper's "
+                 "numbers show none there (absent, not 0).")
     skipped = tables.skipped_data_note(snap.runs, present)
     if skipped:
         note += "  \n" + skipped

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pipeline.data.builtin.specs import BUILTIN_DATASETS
 from pipeline.data.dataset_info import DatasetInfo
 from pipeline.data.mmeb_catalog import MMEB_DATASETS, PAPER32, UnknownDatasetError
-from storage.vocabulary import META_TASKS, MMEB_META_TASKS
+from storage.vocabulary import DATASET_META_TASKS, STORED_META_TASKS
 
 SELECTION_BASES = ("paper32", "mmeb36", "builtin", "custom")
 
@@ -21,7 +21,7 @@ def selection_names() -> list[str]:
     names = []
     for base in SELECTION_BASES:
         names.append(base)
-        names += [f"{base}:{t}" for t in META_TASKS]
+        names += [f"{base}:{t}" for t in STORED_META_TASKS]
     return names
 
 
@@ -51,10 +51,10 @@ def select(spec: str, builtin: list[DatasetInfo] | None = None,
         raise UnknownDatasetError(f"unknown selection {spec!r}; use one of {', '.join(selection_names())}")
     pool = pool + [d for d in declared if d.name not in {p.name for p in pool}]
     for f in filters:
-        if f in MMEB_META_TASKS:
+        if f in DATASET_META_TASKS:
             pool = [d for d in pool if d.meta_task == f]
         elif f in ("id", "ood"):
             pool = [d for d in pool if d.in_domain == (f == "id")]
         else:
-            raise UnknownDatasetError(f"selection {spec!r}: {f!r} is neither a meta-task {MMEB_META_TASKS} nor id/ood")
+            raise UnknownDatasetError(f"selection {spec!r}: {f!r} is neither a meta-task {DATASET_META_TASKS} nor id/ood")
     return pool

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
-from storage.vocabulary import MMEBMetaTask, ModalityCode
+from storage.vocabulary import DATASET_META_TASKS, MMEBMetaTask, ModalityCode
 
 Benchmark = Literal["MMEB", "builtin", "custom"]  # custom: declared in an experiment TOML
 Role = Literal["benchmark", "pretraining"]
@@ -31,7 +31,7 @@ class DatasetInfo:
 
     name: str
     benchmark: Benchmark
-    meta_task: MMEBMetaTask
+    meta_task: MMEBMetaTask | Literal["text"]
     query_modality: ModalityCode
     target_modality: ModalityCode
     in_domain: bool
@@ -52,7 +52,8 @@ class DatasetInfo:
         if not self.name or "/" in self.name or self.name != self.name.strip():
             raise ValueError(f"dataset name must be a plain non-empty name, got {self.name!r}")
         _check(self.benchmark, Benchmark, "benchmark", self.name)
-        _check(self.meta_task, MMEBMetaTask, "meta_task", self.name)
+        if self.meta_task not in DATASET_META_TASKS:  # MMEB's four, or the text-only task (DiffEmbed)
+            raise ValueError(f"{self.name}: meta_task must be one of {DATASET_META_TASKS}, got {self.meta_task!r}")
         _check(self.query_modality, ModalityCode, "query_modality", self.name)
         _check(self.target_modality, ModalityCode, "target_modality", self.name)
         _check(self.role, Role, "role", self.name)

@@ -35,6 +35,7 @@ import torch
 from pipeline.data.mmeb import MMEBReader
 from pipeline.demo.baselines import build_baselines
 from pipeline.demo.pretrain import PretrainConfig, pretrain, seed_token_embeddings
+from pipeline.demo.text_task import text_runs
 from pipeline.experiment import DataEntry, Experiment, ModelEntry
 from pipeline.models.base import Example
 from pipeline.models.registry import build
@@ -84,6 +85,7 @@ class DemoConfig:
     seed: int = 0
     project_method: str | None = "umap"  # 2-D maps for the alignment view (None: skip)
     baselines: bool = True  # chance, blind text-only and untrained miniatures, as source 'baseline'
+    text_task: bool = True  # the miniatures' LMs on the text-only task (pipeline/demo/text_task.py)
 
     def __post_init__(self) -> None:
         if self.bench not in ("small", "full"):
@@ -176,6 +178,7 @@ class DemoReport:
     runs: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     baselines: list[str] = field(default_factory=list)  # runs of source 'baseline' (re)measured
+    text: list[str] = field(default_factory=list)  # the miniatures' text-task runs
 
 
 @dataclass
@@ -328,6 +331,10 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
             name, first = next(iter(failed.items()))
             raise RuntimeError(f"{len(failed)} of {len(order)} demo families failed ({', '.join(failed)}); the others' "
                                f"runs are stored. Run `vlmembed demo` again to retry them; {name}: {first}") from first
+    if config.text_task:  # before the baselines, so chance also covers the text task's rows
+        tick = time.perf_counter()
+        report.text = text_runs(store, config, progress)
+        report.seconds["text"] = time.perf_counter() - tick
     if config.baselines:
         tick = time.perf_counter()  # after the build's writer is released: the untrained runs open their own
         report.baselines = build_baselines(store, config, progress)

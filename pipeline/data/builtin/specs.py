@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.data.builtin import captions, classification, retrieval, vqa  # noqa: F401  (registers datasets)
+from pipeline.data.builtin import captions, classification, retrieval, text, vqa  # noqa: F401  (registers datasets)
 from pipeline.data.builtin.context import BuiltinSpec, registered
 from pipeline.data.dataset_info import DatasetInfo
 
