@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import random
 
-from pipeline.data.builtin.context import BuildContext, Built, builtin_dataset, eval_row, make_info, make_side, pick
+from pipeline.data.builtin.context import (
+    BuildContext,
+    Built,
+    builtin_dataset,
+    eval_row,
+    make_info,
+    make_side,
+    pick,
+)
 from pipeline.data.builtin.scenes import Scene, random_scene, variant
 
 TEXT = "text"
