@@ -66,6 +66,10 @@ def resolve_data_root(root: str, seed: int = 0, progress: bool = True) -> Path:
 
         log.info("building the built-in benchmark (%s) at %s", size, out)
         build_benchmark(BuildConfig(out=out, size=size, seed=seed, progress=progress))
+    else:
+        from pipeline.data.builtin.extend import add_missing_datasets, text_datasets
+
+        add_missing_datasets(out, text_datasets())  # a benchmark built before the text task gains it
     return out
 
 

@@ -23,7 +23,7 @@ def add_model_and_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-root", default=None, help="folder or zip of images when not under --data")
     parser.add_argument("--selection", default="builtin", help="builtin, paper32 or mmeb36")
     parser.add_argument("--meta-tasks", nargs="+", default=["classification", "vqa", "retrieval"],
-                        help="meta-tasks to run, each its own run")
+                        help="meta-tasks to run, each its own run; also text (text-to-text retrieval, evaluated only)")
     parser.add_argument("--eval-limit", type=int, default=None, help="queries per eval dataset (default: all)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ...; auto picks cuda when available")
     parser.add_argument("--experiment-name", default="cli", help="experiment name recorded with the runs")

@@ -18,8 +18,6 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.data.builtin.extend import add_missing_datasets
-from pipeline.data.catalog import select
 from pipeline.experiment import ModelEntry
 from pipeline.models.registry import get_family
 from pipeline.runner import ExperimentRunner, resolve_data_root
@@ -50,11 +48,7 @@ def text_runs(store: Path, config, progress: bool = True) -> list[str]:
     runs already stored are skipped, a miniature not pretrained yet is left out (logged)."""
     from pipeline.demo.build import miniature_dir  # build imports this module
 
-    root = resolve_data_root(f"builtin:{config.bench}", config.seed, progress)
-    text_sets = [d.name for d in select(f"builtin:{TEXT_META_TASK}")]
-    added = add_missing_datasets(root, text_sets)  # a benchmark built before the text task gains it in place
-    if added:
-        log.info("text task: added %s to %s", ", ".join(added), root)
+    resolve_data_root(f"builtin:{config.bench}", config.seed, progress)  # adds the text task to an older build
     landed: list[str] = []
     finals = _final_models(store, TRAINED_ON)
     for model in config.models:

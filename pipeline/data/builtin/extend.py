@@ -19,8 +19,14 @@ from pipeline.data.builtin.build import SIZES, SizePlan, _record, _write
 from pipeline.data.builtin.context import BuildContext, Resources
 from pipeline.data.builtin.specs import BUILTIN_SPECS
 from pipeline.data.dataset_info import MANIFEST
+from storage.vocabulary import TEXT_META_TASK
 
 log = logging.getLogger(__name__)
+
+
+def text_datasets() -> list[str]:
+    """The built-in text-only datasets: no source package, no images, evaluation only."""
+    return [name for name, spec in BUILTIN_SPECS.items() if spec.info.meta_task == TEXT_META_TASK]
 
 
 def add_missing_datasets(root: Path, names: Sequence[str]) -> list[str]:

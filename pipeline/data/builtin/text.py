@@ -83,11 +83,12 @@ def scene_paraphrase(ctx: BuildContext) -> Built:
     built, k = Built(), ctx.n_candidates
     rng = ctx.rng("eval")
     taken: set = set()
-    scenes = _distinct(ctx.rng("scenes"), ctx.n_eval, taken)
-    for scene in scenes:
+    # Enough distinct scenes for full candidate lists even when a small build asks for few queries.
+    pool = _distinct(ctx.rng("scenes"), max(ctx.n_eval, 2 * k), taken)
+    for scene in pool[: ctx.n_eval]:
         hard = _hard_negatives(scene, rng, HARD_NEGATIVES)
         used = {s.key() for s in (scene, *hard)}
-        others = pick(scenes, k - 1 - len(hard), rng, exclude=lambda s, used=used: s.key() in used)
+        others = pick(pool, k - 1 - len(hard), rng, exclude=lambda s, used=used: s.key() in used)
         texts = [paraphrase(s) for s in [scene, *hard, *others]]  # distinct keys: distinct texts
         built.eval.append(eval_row(make_side(PARAPHRASE_QUERY, scene.describe()),
                                    [make_side(PARAPHRASE_TARGET, t) for t in texts]))
