@@ -70,7 +70,8 @@ def test_every_declared_dataset_is_built_with_its_record(bench: Path):
             assert d["n_eval"] == TINY.n_eval, d["name"]
             assert d["n_train"] == (TINY.n_train if d["in_domain"] else 0), d["name"]
     tasks = {(d["meta_task"], d["in_domain"]) for d in manifest["datasets"] if d["role"] == "benchmark"}
-    assert tasks == {(t, i) for t in ("classification", "vqa", "retrieval") for i in (True, False)}
+    # the paper's three meta-tasks in and out of domain, and the text-only task (evaluation only, so OOD)
+    assert tasks == {(t, i) for t in ("classification", "vqa", "retrieval") for i in (True, False)} | {("text", False)}
 
 
 def test_eval_rows_have_the_declared_candidates_gold_first_without_duplicates(bench: Path):

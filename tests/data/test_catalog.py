@@ -68,7 +68,7 @@ def test_lookup_by_train_subset_and_paper_names():
 def test_builtin_selections_come_from_the_static_specs():
     builtin = select("builtin")
     assert builtin and all(d.benchmark == "builtin" and d.role == "benchmark" for d in builtin)
-    assert {d.meta_task for d in builtin} == {"classification", "vqa", "retrieval"}
+    assert {d.meta_task for d in builtin} == {"classification", "vqa", "retrieval", "text"}  # text: text-only task
     assert select("builtin:vqa:ood") and all(d.meta_task == "vqa" and not d.in_domain for d in select("builtin:vqa:ood"))
     with pytest.raises(UnknownDatasetError):
         select("paper33")

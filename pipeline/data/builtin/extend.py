@@ -35,6 +35,9 @@ def add_missing_datasets(root: Path, names: Sequence[str]) -> list[str]:
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{root} has no {MANIFEST}; build the benchmark first (vlmembed build-bench)")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict) or not {"datasets", "files", "seed"} <= set(manifest):
+        log.warning("%s is not a built-in benchmark's manifest; no dataset added to %s", manifest_path, root)
+        return []
     held = {d["name"] for d in manifest["datasets"]}
     todo = [n for n in names if n not in held]
     if not todo:

@@ -13,36 +13,25 @@ from __future__ import annotations
 import logging
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from pipeline.models.base import (
     KIND_IMAGE,
-    Attention,
     Batch,
     EncoderOptions,
     Example,
-    Size,
     VLMEncoder,
     position_ids_from_mask,
     prompt_segments,
 )
-from pipeline.models.checkpoint import KeyMap, resolve_local
+from pipeline.models.checkpoint import KeyMap
+from pipeline.models.families._published_decoder import PublishedDecoderLM, unshift_dream_logits
 from pipeline.models.families._vision_parts import MLPProjector
-from pipeline.models.lm_attention import check_supported, decoder_masks, pick_implementation, set_causal
+from pipeline.models.lm_attention import decoder_masks
 from pipeline.models.prompting import pad_sequences, tokenize_segments
-from pipeline.models.published import (
-    check_dtype,
-    empty_parameters,
-    load_tokenizer,
-    load_weights,
-    save_weights,
-    write_config,
-)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +39,7 @@ log = logging.getLogger(__name__)
 DREAM_LOGIT_NOTE = "Dream logits are shifted by one (position i-1 scores token i); output_logits undoes it."
 
 
-class DreamVLMEncoder(VLMEncoder):
+class DreamVLMEncoder(PublishedDecoderLM, VLMEncoder):
     """Base of the Dream-backed families. It builds the projector and `lm_head`; subclasses
     build their vision tower and `language_model` (a transformers decoder with
     `embed_tokens`, `layers`, `norm`) in `__init__`, then call `apply_attention`."""
@@ -74,27 +63,13 @@ class DreamVLMEncoder(VLMEncoder):
         self.projector = MLPProjector(config.vision.hidden_size, config.text.hidden_size)
         self.lm_head = nn.Linear(config.text.hidden_size, config.text.vocab_size, bias=False)
 
-    # -- what a family adds ------------------------------------------------------------
-    @classmethod
-    @abstractmethod
-    def preset(cls, size: Size) -> tuple[Any, Any]:
-        """(config, tokenizer) of the real or tiny configuration."""
-
-    @classmethod
-    @abstractmethod
-    def config_from_published(cls, directory: Path, tokenizer: Any) -> Any:
-        """Our config from a checkpoint directory's published config files."""
-
-    @abstractmethod
-    def published_config(self) -> dict[str, Any]:
-        """config.json in the published layout."""
-
+    # -- what a family adds (besides preset, config_from_published, published_config) ---
     @abstractmethod
     def image_features(self, batch: Batch) -> torch.Tensor:
         """Projected features of every image token in the batch, in reading order, (N, D)."""
 
-    def save_extras(self, directory: Path) -> None:
-        """Files besides weights, config and tokenizer (e.g. an image-processor config)."""
+    def decoder_stack(self) -> nn.Module:
+        return self.language_model
 
     # -- text side of collate ----------------------------------------------------------
     def text_batch(self, examples: Sequence[Example], image_tokens: Sequence[int]) -> Batch:
@@ -139,54 +114,7 @@ class DreamVLMEncoder(VLMEncoder):
         return self.language_model.embed_tokens
 
     def output_logits(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L, D) -> (B, L, V), row i scoring token i (or only the rows at `positions`).
-
-        Dream was adapted from an autoregressive model and kept its shift: the state at
-        position i-1 predicts token i (Dream's and LaViDa's samplers shift logits right by
-        one). We undo the shift here so every diffusion family's logits line up with its
-        tokens; position 0 keeps its own row, as in Dream's sampler.
-        """
-        shifted = torch.cat([hidden[:, :1], hidden[:, :-1]], dim=1)
+        """(B, L, D) -> (B, L, V), row i scoring token i (or only the rows at `positions`): Dream's
+        shift undone (`unshift_dream_logits`)."""
+        shifted = unshift_dream_logits(hidden)
         return self.lm_head(shifted if positions is None else shifted[positions])
-
-    def apply_attention(self, attention: Attention) -> None:
-        if attention not in get_args(Attention):
-            raise ValueError(f"attention must be one of {get_args(Attention)}, got {attention!r}")
-        check_supported(attention, self.implementation)
-        set_causal(self.language_model, attention == "causal")
-        self.options = replace(self.options, attention=attention)
-
-    # -- construction and checkpoints --------------------------------------------------
-    @classmethod
-    def build(cls, size: Size = "tiny", options: EncoderOptions | None = None, seed: int = 0) -> VLMEncoder:
-        if size not in get_args(Size):
-            raise ValueError(f"size must be one of {get_args(Size)}, got {size!r}")
-        torch.manual_seed(seed)
-        config, tokenizer = cls.preset(size)
-        return cls(config, tokenizer, options, "sdpa").eval()
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path_or_id: str,
-        dtype: torch.dtype = torch.bfloat16,
-        device: str | torch.device | None = None,
-        options: EncoderOptions | None = None,
-    ) -> VLMEncoder:
-        check_dtype(dtype)
-        directory = resolve_local(path_or_id)
-        tokenizer = load_tokenizer(directory)
-        config = cls.config_from_published(directory, tokenizer)
-        implementation = pick_implementation(device, dtype)
-        with empty_parameters():
-            model = cls(config, tokenizer, options, implementation)
-        load_weights(model, directory, cls.key_map, dtype)
-        log.info("%s loaded from %s (%s, %s)", cls.spec.name, directory, dtype, implementation)
-        return model.to(device or "cpu").eval()
-
-    def save_original(self, directory: str) -> None:
-        target = Path(directory)
-        save_weights(self, target, self.key_map)
-        write_config(target, self.published_config())
-        self.tokenizer.save_pretrained(str(target))
-        self.save_extras(target)

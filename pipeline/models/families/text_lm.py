@@ -63,15 +63,15 @@ QWEN2_KEY_MAP = KeyMap(
 LLADA_TEXT_KEY_MAP = LLADA_KEY_MAP
 
 
-def qwen2_config(size: Size, vocab_size: int, pad: int) -> Qwen2Config:
-    """Qwen2.5-7B's decoder (also Dream-7B's), or the tiny one of the same class."""
+def qwen2_config(size: Size, vocab_size: int, pad: int, mask: int | None = None) -> Qwen2Config:
+    """Qwen2.5-7B's decoder (also Dream-7B's, with its mask id), or the tiny one of the same class."""
     shape: dict[str, Any] = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                                  num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=131072)
     if size == "tiny":
         shape.update(TINY_WIDTH, num_key_value_heads=2, max_position_embeddings=4096)
     return Qwen2Config(vocab_size=vocab_size, rms_norm_eps=1e-6, tie_word_embeddings=False, use_sliding_window=False,
                        rope_parameters={"rope_type": "default", "rope_theta": 1e6}, pad_token_id=pad,
-                       bos_token_id=pad, eos_token_id=pad, **shape)
+                       bos_token_id=pad, eos_token_id=pad, mask_token_id=mask, **shape)
 
 
 def qwen2_published(config: Qwen2Config, architecture: str, model_type: str, **extra: Any) -> dict[str, Any]:
@@ -118,15 +118,15 @@ class Qwen25TextEncoder(TextLMEncoder):
     decoder_class = Qwen2Model
 
     @classmethod
-    def preset(cls, size: Size) -> tuple[Qwen2Config, Any, None]:
+    def preset(cls, size: Size) -> tuple[Qwen2Config, Any]:
         tokenizer = _tiny_qwen_tokenizer()
         vocab = 152064 if size == "real" else len(tokenizer)
         pad = QWEN_EOS_ID if size == "real" else tokenizer.eos_token_id
-        return qwen2_config(size, vocab, pad), tokenizer, None
+        return qwen2_config(size, vocab, pad), tokenizer
 
     @classmethod
-    def config_from_published(cls, directory: Path, tokenizer: Any) -> tuple[Qwen2Config, None]:
-        return qwen2_from_published(read_config(directory), ("qwen2",)), None
+    def config_from_published(cls, directory: Path, tokenizer: Any) -> Qwen2Config:
+        return qwen2_from_published(read_config(directory), ("qwen2",))
 
     def published_config(self) -> dict[str, Any]:
         return qwen2_published(self.lm_config, "Qwen2ForCausalLM", "qwen2")
@@ -146,18 +146,19 @@ class DreamTextEncoder(TextLMEncoder):
     shifted_logits = True
 
     @classmethod
-    def preset(cls, size: Size) -> tuple[Qwen2Config, Any, int]:
+    def preset(cls, size: Size) -> tuple[Qwen2Config, Any]:
         tokenizer = _tiny_qwen_tokenizer((DREAM_MASK,))
         if size == "real":
-            return qwen2_config(size, 152064, QWEN_EOS_ID), tokenizer, DREAM_MASK_ID
-        return (qwen2_config(size, len(tokenizer), tokenizer.eos_token_id), tokenizer,
-                tokenizer.convert_tokens_to_ids(DREAM_MASK))
+            return qwen2_config(size, 152064, QWEN_EOS_ID, mask=DREAM_MASK_ID), tokenizer
+        return qwen2_config(size, len(tokenizer), tokenizer.eos_token_id, mask=tokenizer.convert_tokens_to_ids(DREAM_MASK)), tokenizer
 
     @classmethod
-    def config_from_published(cls, directory: Path, tokenizer: Any) -> tuple[Qwen2Config, int]:
+    def config_from_published(cls, directory: Path, tokenizer: Any) -> Qwen2Config:
         cfg = read_config(directory)
-        mask = checked_special_id(tokenizer, DREAM_MASK, cfg.get("mask_token_id", DREAM_MASK_ID), "dream_text")
-        return qwen2_from_published(cfg, ("Dream", "dream")), mask
+        config = qwen2_from_published(cfg, ("Dream", "dream"))
+        config.mask_token_id = checked_special_id(tokenizer, DREAM_MASK, cfg.get("mask_token_id", DREAM_MASK_ID),
+                                                  "dream_text")
+        return config
 
     def published_config(self) -> dict[str, Any]:
         return qwen2_published(self.lm_config, "DreamModel", "Dream", mask_token_id=self.mask_token_id)
@@ -176,30 +177,30 @@ class LLaDATextEncoder(TextLMEncoder):
     decoder_class = LlamaModel
 
     @classmethod
-    def preset(cls, size: Size) -> tuple[LlamaConfig, Any, int]:
+    def preset(cls, size: Size) -> tuple[LlamaConfig, Any]:
         tokenizer = tiny_tokenizer([LLADA_MASK])
         if size == "real":
             shape = dict(vocab_size=LLADA_TEXT_VOCAB, hidden_size=4096, intermediate_size=12288,
                          num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32)
-            return llada_config(pad=LLADA_EOS_ID, **shape), tokenizer, LLADA_MASK_ID
+            return llada_config(pad=LLADA_EOS_ID, mask=LLADA_MASK_ID, **shape), tokenizer
         shape = dict(vocab_size=len(tokenizer), **TINY_WIDTH, num_key_value_heads=4)
-        return llada_config(pad=tokenizer.eos_token_id, **shape), tokenizer, tokenizer.convert_tokens_to_ids(LLADA_MASK)
+        return llada_config(pad=tokenizer.eos_token_id, mask=tokenizer.convert_tokens_to_ids(LLADA_MASK), **shape), tokenizer
 
     @classmethod
-    def config_from_published(cls, directory: Path, tokenizer: Any) -> tuple[LlamaConfig, int]:
+    def config_from_published(cls, directory: Path, tokenizer: Any) -> LlamaConfig:
         cfg = read_config(directory)
         wrong = {k: cfg.get(k) for k, v in REQUIRED_LLADA.items() if k in cfg and cfg[k] != v}
         if wrong:
             raise ValueError(f"unsupported LLaDA variant {wrong}; this loader handles LLaDA-8B's Llama-block, "
                              "SiLU-gated, RMSNorm, RoPE, untied layout")
         eos = cfg.get("eos_token_id", LLADA_EOS_ID)
-        config = llada_config(vocab_size=cfg.get("embedding_size") or cfg["vocab_size"], hidden_size=cfg["d_model"],
-                              intermediate_size=cfg["mlp_hidden_size"], num_hidden_layers=cfg["n_layers"],
-                              num_attention_heads=cfg["n_heads"], num_key_value_heads=cfg.get("n_kv_heads") or cfg["n_heads"],
-                              pad=cfg.get("pad_token_id", eos), rope_theta=cfg.get("rope_theta", 500000.0),
-                              rms_norm_eps=cfg.get("rms_norm_eps", 1e-5),
-                              max_position_embeddings=cfg.get("max_sequence_length", 4096))
-        return config, cfg.get("mask_token_id", LLADA_MASK_ID)
+        return llada_config(vocab_size=cfg.get("embedding_size") or cfg["vocab_size"], hidden_size=cfg["d_model"],
+                            intermediate_size=cfg["mlp_hidden_size"], num_hidden_layers=cfg["n_layers"],
+                            num_attention_heads=cfg["n_heads"],
+                            num_key_value_heads=cfg.get("n_kv_heads") or cfg["n_heads"],
+                            pad=cfg.get("pad_token_id", eos), mask=cfg.get("mask_token_id", LLADA_MASK_ID),
+                            rope_theta=cfg.get("rope_theta", 500000.0), rms_norm_eps=cfg.get("rms_norm_eps", 1e-5),
+                            max_position_embeddings=cfg.get("max_sequence_length", 4096))
 
     def published_config(self) -> dict[str, Any]:
         c = self.lm_config
@@ -212,7 +213,7 @@ class LLaDATextEncoder(TextLMEncoder):
 
 
 def llada_config(*, vocab_size: int, hidden_size: int, intermediate_size: int, num_hidden_layers: int,
-                 num_attention_heads: int, num_key_value_heads: int, pad: int, rope_theta: float = 500000.0,
+                 num_attention_heads: int, num_key_value_heads: int, pad: int, mask: int, rope_theta: float = 500000.0,
                  rms_norm_eps: float = 1e-5, max_position_embeddings: int = 4096) -> LlamaConfig:
     """LLaDA's decoder as a transformers Llama stack (no biases, SiLU gate, RMSNorm, RoPE)."""
     return LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
@@ -220,4 +221,4 @@ def llada_config(*, vocab_size: int, hidden_size: int, intermediate_size: int, n
                        num_key_value_heads=num_key_value_heads, hidden_act="silu", rms_norm_eps=rms_norm_eps,
                        max_position_embeddings=max_position_embeddings, tie_word_embeddings=False,
                        attention_bias=False, mlp_bias=False, pad_token_id=pad, bos_token_id=pad, eos_token_id=pad,
-                       rope_parameters={"rope_type": "default", "rope_theta": rope_theta})
+                       mask_token_id=mask, rope_parameters={"rope_type": "default", "rope_theta": rope_theta})
