@@ -23,7 +23,8 @@ from pipeline.data.builtin.context import (
     make_side,
     pick,
 )
-from pipeline.data.builtin.scenes import Scene, random_scene, variant
+from pipeline.data.builtin.retrieval import _distinct_scenes  # the same draw as the scene retrieval sets
+from pipeline.data.builtin.scenes import Scene, variant
 
 TEXT = "text"
 PARAPHRASE_QUERY = "Find a paraphrase of the given scene description:"
@@ -49,18 +50,6 @@ def paraphrase(scene: Scene) -> str:
     return text + "".join(f"; {c}" for c in rest) + "."
 
 
-def _distinct(rng: random.Random, n: int, taken: set) -> list[Scene]:
-    scenes: list[Scene] = []
-    for _ in range(n * 50):
-        if len(scenes) == n:
-            break
-        scene = random_scene(rng, 2, 4)
-        if scene.key() not in taken:
-            taken.add(scene.key())
-            scenes.append(scene)
-    return scenes
-
-
 def _hard_negatives(scene: Scene, rng: random.Random, k: int) -> list[Scene]:
     out: list[Scene] = []
     seen = {scene.key()}
@@ -84,7 +73,7 @@ def scene_paraphrase(ctx: BuildContext) -> Built:
     rng = ctx.rng("eval")
     taken: set = set()
     # Enough distinct scenes for full candidate lists even when a small build asks for few queries.
-    pool = _distinct(ctx.rng("scenes"), max(ctx.n_eval, 2 * k), taken)
+    pool = _distinct_scenes(ctx.rng("scenes"), max(ctx.n_eval, 2 * k), taken)
     for scene in pool[: ctx.n_eval]:
         hard = _hard_negatives(scene, rng, HARD_NEGATIVES)
         used = {s.key() for s in (scene, *hard)}
