@@ -58,7 +58,9 @@ def text_runs(store: Path, config, progress: bool = True) -> list[str]:
             continue
         for variant, options in text_settings(model.family):
             entry = ModelEntry(name=model.name, family=model.family, base=str(base), variant=variant, options=options)
-            experiment = replace(config.experiment(model, base), meta_tasks=(TEXT_META_TASK,), models=(entry,))
+            # No embeddings stored: the search and alignment views keep to the runs of the tasks they serve.
+            experiment = replace(config.experiment(model, base), meta_tasks=(TEXT_META_TASK,), models=(entry,),
+                                 store_embeddings="none")
             experiment = replace(experiment, data=replace(experiment.data, eval_limit_by_task={
                 **experiment.data.eval_limit_by_task, TEXT_META_TASK: TEXT_EVAL_LIMIT}))
             runner = ExperimentRunner(experiment, store, device="cpu", progress=progress)

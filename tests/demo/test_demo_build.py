@@ -194,8 +194,12 @@ def test_small_demo_builds_every_family_and_meta_task(bench_home, monkeypatch, t
     path = tmp_path / "store.duckdb"
     assert main(["demo", "--small", "--no-progress", "--store", str(path)]) == 0
     reader = StoreReader(path)
-    finals = reader._frame("SELECT model, train_task FROM runs WHERE source = 'demo' AND stage = 'final'")
+    finals = reader._frame("SELECT model, train_task FROM runs WHERE source = 'demo' AND stage = 'final' "
+                           "AND run_id NOT LIKE '%:text:%'")
     assert len(finals) == 12
+    # the text task: every miniature in both attention/pooling settings, pretrained and after retrieval training
+    text = reader._frame("SELECT stage, train_task FROM runs WHERE source = 'demo' AND run_id LIKE '%:text:%'")
+    assert len(text) == 16 and set(text["train_task"].dropna()) == {"retrieval"}
     assert set(finals["model"]) == {m.name for m in SEED_FAMILIES}
     assert set(finals["train_task"]) == {"classification", "vqa", "retrieval"}
     stages = reader._frame("SELECT DISTINCT stage FROM runs WHERE source = 'demo'")["stage"]
