@@ -35,9 +35,10 @@ def frame(payload: dict) -> pd.DataFrame:
 
 
 def alignment(client, dataset="Colours", method=None, model_a=None, stage_a=None, model_b=None, stage_b=None,
-              pairs=150):
-    out = client.predict(dataset, method, model_a, stage_a, model_b, stage_b, pairs, api_name="/alignment")
-    return {"controls": out[:7], "maps": out[7], "table": frame(out[8]), "lines": out[9], "caption": out[10]}
+              pairs=150, view="ab", grid_stage=None):
+    out = client.predict(dataset, method, model_a, stage_a, model_b, stage_b, pairs, view, grid_stage,
+                         api_name="/alignment")
+    return {"controls": out[:9], "maps": out[9], "table": frame(out[10]), "lines": out[11], "caption": out[12]}
 
 
 def maps_of(html: str) -> list[str]:
@@ -46,7 +47,7 @@ def maps_of(html: str) -> list[str]:
 
 def test_alignment_shows_two_models_on_the_same_pairs(served):
     view = alignment(served)
-    dataset, method, model_a, stage_a, model_b, stage_b, _ = view["controls"]
+    dataset, method, model_a, stage_a, model_b, stage_b, *_ = view["controls"]
     assert [v for _, v in dataset["choices"]] == ["Colours", "ColoursOOD"]
     assert model_a["value"] != model_b["value"] and len(model_a["choices"]) == 2
     assert stage_a["value"].endswith(":final") and len(stage_a["choices"]) == 2  # checkpoint and final

@@ -96,3 +96,11 @@ def test_missing_values_are_blank_not_nan(snapshot):
     scores = tables.filter_scores(snapshot.scores, sources=["paper", "pipeline"], meta_task="classification")
     heat = figures.heatmap(tables.per_dataset_table(scores, snapshot.series), "precision@1")
     assert "nan" not in {t for row in heat.data[0].text for t in row}
+
+
+def test_id_ood_legend_sits_above_the_panels_and_bars_leave_room_for_their_labels(snapshot):
+    averages = _paper(snapshot)
+    fig = figures.id_ood_bars(averages)
+    assert fig.layout.legend.y > 1 and fig.layout.legend.yanchor == "bottom"  # not over the rotated names
+    top = max(averages[["in_domain", "ood"]].max().max(), averages.filter(like="upper").max().max())
+    assert fig.layout.yaxis.range[1] >= top * 1.15  # the tallest label stays under its meta-task's title
