@@ -105,7 +105,7 @@ def views(store: StoreCache, v: dict) -> tuple[str, pd.DataFrame, object, str]:
                   else pd.DataFrame(columns=["run_id", "label_model", "stage", "train_samples"]))
     data, _ = _data(store)
     table = alignment_view.metrics_table(data.alignment, v["dataset"], shown_runs)
-    every = "all four maps" if v["view"] == GRID else "both maps"
+    every = f"all {len(panels)} maps" if len(panels) > 2 else "both maps" if len(panels) == 2 else "the map"
     caption = (f"{len(sample)} of {len(pairs)} pairs of **{v['dataset']}**, {v['method'].upper()}; the same pairs "
                f"on {every}. Hover a marker for its thumbnail and text.")
     size = alignment_view.GRID_SIZE if v["view"] == GRID else alignment_view.SIZE

@@ -49,11 +49,13 @@ def result_csv(frame: pd.DataFrame) -> str | None:
     return str(path)
 
 
-def shown(status: str, frame: pd.DataFrame) -> tuple:
-    """(status, the table rounded for the screen, the exact CSV) of one query's answer."""
-    answered = not status.startswith("**")  # a refusal or failure is its status line alone
-    return status, gr.update(value=tables.display_frame(frame), visible=answered), gr.update(
-        value=result_csv(frame) if answered else None, visible=answered and not frame.empty)
+def shown(status: str, frame: pd.DataFrame) -> tuple[str, pd.DataFrame, str | None]:
+    """(status, the table rounded for the screen, the exact CSV or None) of one query's answer."""
+    return status, tables.display_frame(frame), result_csv(frame) if answered(status) else None
+
+
+def answered(status: str) -> bool:
+    return not status.startswith("**")  # a refusal or failure is its status line alone
 
 
 def console(store: StoreCache, query: str, max_rows: float | None, timeout_s: float | None,
@@ -111,11 +113,11 @@ def build(ctx: Context) -> None:
         timeout = gr.Number(min(DEFAULT_TIMEOUT_S, limit), label="Time limit (s)", minimum=0.1, maximum=limit)
         run = gr.Button("Run", variant="primary", elem_id="sql-run")
     status = gr.Markdown(elem_id="sql-status")
-    # Hidden until a query ran: an empty table would show placeholder headers before anything happened.
-    result = gr.Dataframe(label="Result (numbers rounded to 4 decimals; exact in the CSV)", interactive=False,
-                          visible=False, elem_id="sql-result")
-    download = gr.DownloadButton("Download the result (CSV, exact values)", size="sm", visible=False,
-                                 elem_id="sql-csv")
+    # Hidden until a query answered: an empty table would show placeholder headers before anything happened.
+    with gr.Column(visible=False, elem_id="sql-answer") as answer:
+        result = gr.Dataframe(label="Result (numbers rounded to 4 decimals; exact in the CSV)", interactive=False,
+                              elem_id="sql-result")
+        download = gr.DownloadButton("Download the result (CSV, exact values)", size="sm", elem_id="sql-csv")
 
     slots = ClientSlots(ctx.console.per_client)
 
@@ -127,21 +129,23 @@ def build(ctx: Context) -> None:
         rows = p.number("rows", DEFAULT_ROWS, 1, MAX_ROWS)
         seconds = p.number("limit", min(DEFAULT_TIMEOUT_S, limit), 0.1, limit)
         if "sql" not in p:
-            return gr.skip(), gr.skip(), rows, seconds, "", gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), rows, seconds, "", gr.skip(), gr.skip(), gr.skip()
         text = p.text("sql")
         title = next((t for t, q in EXAMPLE_QUERIES.items() if q.strip() == text.strip()), None)
-        return text, title, rows, seconds, *shown(*console(ctx.store, text, rows, seconds, ctx.console, slots,
-                                                          getattr(request, "session_hash", None) or ANYONE))
+        out = shown(*console(ctx.store, text, rows, seconds, ctx.console, slots,
+                             getattr(request, "session_hash", None) or ANYONE))
+        return text, title, rows, seconds, *out, gr.update(visible=answered(out[0]))
 
     example.input(lambda title: EXAMPLE_QUERIES.get(title, ""), [example], [query], api_name="sql_example",
                   show_progress="hidden", queue=False)
     # An edited query is no longer the example: the dropdown lets go of its title.
     query.input(lambda: None, None, [example], show_progress="hidden", queue=False, api_visibility="private")
     run.click(execute, [query, max_rows, timeout], [status, result, download], api_name="sql",
-              concurrency_limit=ctx.console.total, concurrency_id="sql-console")
+              concurrency_limit=ctx.console.total, concurrency_id="sql-console").then(
+        lambda line: gr.update(visible=answered(line)), [status], [answer], queue=False, api_visibility="private")
     # The query enters the URL when it is run, not on every keystroke.
     run.click(None, [query], None, js=write_js("sql"), queue=False, api_visibility="private")
-    ctx.on_load(restore, [query, example, max_rows, timeout, status, result, download])
+    ctx.on_load(restore, [query, example, max_rows, timeout, status, result, download, answer])
     track(max_rows, "rows", DEFAULT_ROWS)
     track(timeout, "limit", min(DEFAULT_TIMEOUT_S, limit))
 

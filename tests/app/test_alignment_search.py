@@ -91,6 +91,15 @@ def test_alignment_values_from_a_url_are_checked(embedded_store):
     assert resolve(data, {"method": "mds"})["method"] == "tsne"  # the first stored, in umap, tsne, pca order
 
 
+def test_alignment_grid_shows_every_family_on_the_same_pairs(served):
+    view = alignment(served, view="grid", pairs=6)
+    assert view["controls"][7] == "grid" and view["controls"][8]["value"].startswith("final")
+    panels = maps_of(view["maps"])
+    assert len(panels) == 2  # this store holds one AR and one diffusion family; the demo's grid has four
+    assert all(p.count('data-role="query"') == 6 for p in panels) and "on both maps" in view["caption"]
+    assert "(autoregressive)" in view["maps"] and "(diffusion)" in view["maps"]
+
+
 def test_alignment_metric_lines_cover_every_stage(served):
     import json
 
@@ -172,8 +181,8 @@ def test_a_store_without_embeddings_explains_what_to_run(mixed_store_file, tmp_p
     blocks, url = launch(path, port=free_port(), block=False)
     try:
         client = Client(url, verbose=False)
-        out = client.predict(None, None, None, None, None, None, 20, api_name="/alignment")
-        assert "No 2-D maps in this store yet" in out[7] and "vlmembed project" in out[7]
+        out = client.predict(None, None, None, None, None, None, 20, "grid", None, api_name="/alignment")
+        assert "No 2-D maps in this store yet" in out[9] and "vlmembed project" in out[9]
         status, results, _, raw, _ = client.predict(None, "red", "", "all", [], 3, api_name="/search")
         assert status.startswith("⚠️") and "has stored embeddings" in status and "error" in raw
     finally:

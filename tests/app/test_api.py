@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -111,6 +112,14 @@ def test_sql_good_query(client):
                                     "ORDER BY model", 100, 5, api_name="/sql")
     assert status.startswith("2 rows")
     assert frame(result).to_dict("list") == {"model": ["lavida-tiny", "llava_next-tiny"], "n": [24, 24]}
+
+
+def test_sql_rounds_on_screen_keeps_the_csv_exact_and_cleans_headers(client):
+    status, result, csv = client.predict('SELECT 1 / 3 AS third, avg("x") FROM (VALUES (1), (2)) t(x)', 10, 5,
+                                         api_name="/sql")
+    assert status.startswith("1 rows")
+    assert frame(result).to_dict("list") == {"third": [0.3333], "avg(x)": [1.5]}
+    assert "0.3333333333333333" in Path(csv).read_text()
 
 
 def test_sql_example_picker(client):

@@ -210,6 +210,6 @@ def test_sql_csv_download_keeps_exact_values(tmp_path, monkeypatch):
     assert "58.42999999999999" in text and "0.3333333333333333" in text
     assert sql.result_csv(console_frame(["v"], [])) is None
     status, table, download = sql.shown("1 rows in 3 ms.", console_frame(["v"], [(1 / 3,)]))
-    assert table["visible"] and table["value"].iloc[0, 0] == 0.3333 and download["value"].endswith(".csv")
+    assert table.iloc[0, 0] == 0.3333 and download.endswith(".csv") and sql.answered(status)
     status, table, download = sql.shown("**Refused or failed:** no", console_frame(["v"], []))
-    assert not table["visible"] and not download["visible"]
+    assert download is None and not sql.answered(status)
