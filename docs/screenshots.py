@@ -38,12 +38,22 @@ READY = {
     "datasets": "#per-dataset-table [role=gridcell]",
     "per_query": "#pq-counts",
     "alignment": "#alignment-maps .vm-map >> nth=1",
-    "search": "#search-models",
+    "search": "#search-model-0",
     "sql": "#sql-result [role=gridcell]",
 }
 # Each tab's view in the pictures: a query string (besides ?tab=).
 VIEWS = {"sql": "sql=" + "SELECT model, paradigm, avg(value) FROM v_scores WHERE source = 'demo' "
-                       "AND metric = 'precision@1' GROUP BY ALL ORDER BY 3 DESC".replace(" ", "+")}
+                       "AND metric = 'precision@1' GROUP BY ALL ORDER BY 3 DESC".replace(" ", "+"),
+         "search": "pool=SceneT2I&text=a+large+blue+square+on+the+left"}
+
+
+def _search(page) -> None:
+    """Live retrieval with an answer: every ticked model's top k for the query in VIEWS."""
+    page.locator("#search-go").click()
+    page.locator("#search-maps .vm-map").first.wait_for()
+
+
+ACTIONS = {"search": _search}
 EXTRA = {"alignment-grid": ("alignment", "view=grid", "#alignment-maps .vm-map >> nth=3")}
 
 
@@ -53,10 +63,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def shoot(page, url: str, ready: str | None, path: Path) -> None:
+def shoot(page, url: str, ready: str | None, path: Path, action=None) -> None:
     page.goto(url)
     if ready:
         page.locator(ready).first.wait_for()
+    if action:
+        action(page)
     page.wait_for_timeout(1500)  # plotly's transitions and the store-status line
     page.screenshot(path=str(path), full_page=True)
     log.info("wrote %s (%d KB)", path, path.stat().st_size // 1024)
@@ -82,10 +94,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
             page = browser.new_context(viewport={"width": args.width, "height": 900}).new_page()
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(180_000)  # the first search loads every model's encoder
             for name, tab, query, ready in shots:
                 path = args.out / f"{name}.png"
-                shoot(page, f"{url}?tab={tab}" + (f"&{query}" if query else ""), ready, path)
+                shoot(page, f"{url}?tab={tab}" + (f"&{query}" if query else ""), ready, path, ACTIONS.get(name))
                 written.append(path)
             browser.close()
     finally:
