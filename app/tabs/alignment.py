@@ -2,8 +2,9 @@
 
 Two models' 2-D maps of the same query / gold-target pairs side by side (queries as
 circles, targets as triangles, a dashed line per pair; hover a marker for its thumbnail
-and text), at any stored training stage, with the alignment metrics as a table and as
-lines across the stages. Maps and metrics are written by `vlmembed project`; this tab only
+and text), each at any stored training stage, or four families (two AR, two diffusion)
+two by two at one stage; with the alignment metrics as a table and as lines across the
+stages. Picks carry over to another dataset (see `alignment_view.carry_model`). Maps and metrics are written by `vlmembed project`; this tab only
 reads them (once per store version).
 """
 
@@ -21,8 +22,8 @@ from app.urlstate import Params, track
 KEYS = ("dataset", "method", "model_a", "stage_a", "model_b", "stage_b", "pairs", "view", "grid_stage")
 AB, GRID = "ab", "grid"
 VIEWS = [("two models (A / B)", AB), ("four families (2 AR, 2 diffusion)", GRID)]
-DEFAULTS = {"view": AB}  # what the URL leaves out
 DEFAULT_PAIRS, MAX_PAIRS = 20, 1000  # the paper's Figure 4 draws 20 pairs
+DEFAULTS = {"view": AB, "pairs": DEFAULT_PAIRS}  # what the URL leaves out
 NO_MAPS = ("No 2-D maps in this store yet. If `vlmembed app` is building the demo in the background, its maps "
            "appear as each model finishes (a few minutes). Otherwise store embeddings with a run "
            "(`store_embeddings = \"all\"` in the experiment TOML), then run `vlmembed project` to compute the maps "

@@ -252,12 +252,14 @@ def build(ctx: Context) -> None:
         encoded = search_picks.encode(ticked, stage_of)
         return "" if encoded == default else ",".join(_escape(x) for x in encoded) or NONE
 
-    def refresh(pool_value, task_value, models, *values):
+    def refresh(pool_value, task_value, picked, models, *values):
+        """New runs landed: new models get slots; picks the user made stay, default picks follow the new runs
+        (a page open during the demo build ticks each model as it lands)."""
         pools, _, _ = choices(ctx.store)
         valid_pool = pool_value if pool_value in {v for _, v in pools} else ALL
         ticked = [m for m, on in zip(models or [], values[:MAX_MODELS], strict=False) if on]
         stage_of = dict(zip(models or [], values[MAX_MODELS:], strict=False))
-        keep = ticked if models else None  # before the first layout: the defaults
+        keep = ticked if picked else None  # "": the default picks
         return gr.update(choices=pools, value=valid_pool), *layout(valid_pool, task_value, keep, stage_of)
 
     def restore(request: gr.Request):
@@ -269,7 +271,7 @@ def build(ctx: Context) -> None:
         ticked, stage_of = (None, {}) if items is None else search_picks.decode(
             items, search_picks.models_of(engine_runs(ctx.store)))
         return (gr.update(choices=pools, value=pool_value), task_value, p.number("k", DEFAULT_K, 1, MAX_K),
-                p.text("text"), p.text("instruction"), *layout(pool_value, task_value, ticked, stage_of))
+                p.text("text"), p.text("instruction"), p.text("models"), *layout(pool_value, task_value, ticked, stage_of))
 
     def pool_instruction(pool):
         try:
@@ -300,8 +302,8 @@ def build(ctx: Context) -> None:
             url_picks, [pool, task, slot_models, *ticks, *stages], [picks], api_visibility="private", queue=False)
     gr.on([c.input for c in (*ticks, *stages)], url_picks, [pool, task, slot_models, *ticks, *stages],
           [picks], api_visibility="private", queue=False, trigger_mode="always_last")
-    ctx.on_load(restore, [pool, task, k, text, instruction, *slots])
-    ctx.on_new_data(refresh, [pool, task, slot_models, *ticks, *stages], [pool, *slots])
+    ctx.on_load(restore, [pool, task, k, text, instruction, picks, *slots])
+    ctx.on_new_data(refresh, [pool, task, picks, slot_models, *ticks, *stages], [pool, *slots])
     for key, control, default in (("pool", pool, ALL), ("trained_on", task, AUTO), ("k", k, DEFAULT_K),
                                   ("text", text, ""), ("instruction", instruction, "")):
         track(control, key, default)
