@@ -109,6 +109,8 @@ def meta_task_bars(averages: pd.DataFrame, title: str = "Average Precision@1 per
                                       "%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
                         showlegend=label not in shown_in_legend, row=1, col=col)
             shown_in_legend.add(label)
+        # Headroom over the tallest bar (or interval): its value label stays under the panel's title.
+        fig.update_yaxes(range=[0, _headroom(part, ["average", "upper"])], row=1, col=col)
     fig.update_xaxes(categoryorder="array", categoryarray=list(META_TASKS))
     fig.update_yaxes(title_text="Precision@1 (%)", col=1, rangemode="tozero")
     return fig.update_layout(title=title, barmode="group", height=460, **LAYOUT)
