@@ -17,7 +17,7 @@ from tests.app.helpers import free_port
 from tests.app.test_browser import _chromium_or_skip, _params, _wait_param, browser_page  # noqa: F401 - a fixture
 from tests.app.test_browser_search import _shot
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]  # the four-family store trains four models first (about 3-7 min on 2 busy cores)
 # Long names, as the demo's are, so the Overview's model axes rotate their labels.
 FAMILIES = {"LLaVA-NeXT-like (tiny test)": "llava_next", "Qwen2.5-VL-like (tiny test)": "qwen2_5_vl",
             "LaViDa-like (tiny test)": "lavida", "MMaDA-like (tiny test)": "mmada"}
