@@ -34,6 +34,7 @@ PALETTES = {
 }
 BAR_TEXT = dict(textposition="outside", cliponaxis=False)  # values above bars, never cut off
 SPLIT_COLOURS = {"in-domain": "#475569", "OOD": "#f59e0b", "all": "#0f766e"}
+TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.14, xanchor="right", x=1)
 LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=130, b=50), legend=dict(orientation="h", y=-0.15),
               font=dict(size=12))
 
@@ -108,6 +109,8 @@ def meta_task_bars(averages: pd.DataFrame, title: str = "Average Precision@1 per
                                       "%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
                         showlegend=label not in shown_in_legend, row=1, col=col)
             shown_in_legend.add(label)
+        # Headroom over the tallest bar (or interval): its value label stays under the panel's title.
+        fig.update_yaxes(range=[0, _headroom(part, ["average", "upper"])], row=1, col=col)
     fig.update_xaxes(categoryorder="array", categoryarray=list(STORED_META_TASKS))
     fig.update_yaxes(title_text="Precision@1 (%)", col=1, rangemode="tozero")
     return fig.update_layout(title=title, barmode="group", height=460, **LAYOUT)
@@ -172,11 +175,21 @@ def id_ood_bars(averages: pd.DataFrame) -> go.Figure:
                             error_y=error_bars(part, column, prefix=f"{column}_"),
                             hovertemplate=f"%{{x}}, {task} {split}: %{{y:.1f}}<extra></extra>",
                             showlegend=row == 1 and col == 1, row=row, col=col)
-    fig.update_yaxes(rangemode="tozero")
+    # Headroom over the tallest bar (or interval), so its value label stays under the meta-task's title.
+    fig.update_yaxes(range=[0, _headroom(averages, ["in_domain", "ood", "in_domain_upper", "ood_upper"])])
     fig.update_yaxes(title_text="Precision@1 (%)", col=1)
     notes = " · ".join(SOURCE_NOTES[s] for s in sources if s == "demo")
     title = "In-domain vs out-of-domain average" + (f"<br><sup>{notes}</sup>" if notes else "")
-    return fig.update_layout(title=title, barmode="group", height=330 * len(sources) + 80, **LAYOUT)
+    # The legend goes above the panels: below them it would sit on the rotated model names.
+    return fig.update_layout(title=title, barmode="group", height=330 * len(sources) + 80,
+                             **{**LAYOUT, "legend": TOP_LEGEND})
+
+
+def _headroom(frame: pd.DataFrame, columns: list[str], factor: float = 1.18) -> float:
+    """The y-axis top: the largest value of `columns` (those present) plus room for the label above it."""
+    values = pd.concat([pd.to_numeric(frame[c], errors="coerce") for c in columns if c in frame], ignore_index=True)
+    top = values.max() if len(values) else float("nan")
+    return float(top * factor) if pd.notna(top) and top > 0 else 1.0
 
 
 def heatmap(table: pd.DataFrame, metric: str) -> go.Figure:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from functools import partial
+from pathlib import Path
 
 import gradio as gr
 
@@ -23,7 +24,15 @@ def _status(store: StoreCache) -> tuple[str, str]:
     snap = store.snapshot()
     if not snap.ok:
         return snap.version, f"⚠️ **Store unavailable.** {snap.error}"
-    return snap.version, f"Store `{store.path}`: {snap.summary()}."
+    return snap.version, f"Store `{_shown(store.path)}`: {snap.summary()}."
+
+
+def _shown(path: Path) -> str:
+    """A path as its owner would type it: under the home folder as ~/..."""
+    try:
+        return f"~/{path.resolve().relative_to(Path.home().resolve())}"
+    except ValueError:
+        return str(path)
 
 
 def _check(store: StoreCache, shown: str, always: bool = False):
@@ -70,7 +79,7 @@ def build_app(store_path: str | os.PathLike, poll_s: float = 5.0, console: Conso
             for tab in TABS:
                 with gr.Tab(tab.title, id=tab.id, elem_id=f"tab-{tab.id}") as handle:
                     tab.build(ctx)
-                track_tab(handle, tab.id)
+                track_tab(handle, tab.id, default=TABS[0].id)
         _watch_store(blocks, store, tabs, version, status, refresh, poll_s)
     blocks.queue(default_concurrency_limit=8)
     return blocks

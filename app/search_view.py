@@ -13,25 +13,32 @@ CSS = """
 .sv-col h4 { margin: 0 0 4px 0; font-size: 13px; }
 .sv-meta { font-size: 11px; color: #64748b; margin-bottom: 4px; }
 .sv-hit { display: flex; gap: 6px; align-items: center; padding: 3px; border-bottom: 1px solid #f1f5f9; font-size: 12px; }
-.sv-hit img { width: 48px; height: 48px; object-fit: contain; }
+.sv-item { display: flex; flex-direction: column; flex: 1; min-width: 0; }
+.sv-item img { width: 64px; height: 64px; object-fit: contain; }
+.sv-label { font-size: 11px; color: #0f172a; overflow-wrap: anywhere; }
 .sv-gold { background: #fef9c3; outline: 2px solid #ca8a04; }
 .sv-score { font-family: monospace; color: #334155; }
 .sv-err { color: #b91c1c; font-size: 12px; }
 """
 
 
-def _hit_html(hit) -> str:
-    body = []
-    if hit.thumbnail:
-        body.append(f'<img alt="" src="{alignment_view.png_data_uri(hit.thumbnail)}">')
+def caption_of(hit) -> str:
+    """What names a hit under its thumbnail: its text (a label, a caption), else its image's file name."""
     if hit.text:
-        body.append(f"<span>{html.escape(hit.text[:160])}</span>")
-    if not body:
-        body.append(f"<span>[{html.escape(hit.modality)}]</span>")
+        return hit.text
+    if hit.image_path:
+        return hit.image_path.rsplit("/", 1)[-1]
+    return f"[{hit.modality}]"
+
+
+def _hit_html(hit) -> str:
+    thumb = f'<img alt="" src="{alignment_view.png_data_uri(hit.thumbnail)}">' if hit.thumbnail else ""
+    caption = caption_of(hit)
     gold = " sv-gold" if hit.gold else ""
     mark = " <b>gold</b>" if hit.gold else ""
     return (f'<div class="sv-hit{gold}" data-item="{html.escape(hit.item_id)}"><span>{hit.rank}.</span>'
-            f'{"".join(body)}<span class="sv-score">{hit.score:.3f}</span>{mark}</div>')
+            f'<div class="sv-item">{thumb}<span class="sv-label" title="{html.escape(caption)}">'
+            f'{html.escape(caption[:160])}</span></div><span class="sv-score">{hit.score:.3f}</span>{mark}</div>')
 
 
 def results_html(result: SearchResult) -> str:

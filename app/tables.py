@@ -9,6 +9,7 @@ for one dataset (the latest run wins).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -240,11 +241,28 @@ def _cell(value) -> object:
     return value
 
 
+def console_header(column: str) -> str:
+    """A result column's title as a reader would write it: DuckDB names an unaliased expression by its
+    text with quoted identifiers (`avg("value")`); the quotes go."""
+    return re.sub(r'"([A-Za-z_][A-Za-z0-9_]*)"', r"\1", column)
+
+
+def display_frame(frame: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
+    """A result for the screen: floats rounded (58.42999999999999 -> 58.43); the CSV keeps them exact."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].round(decimals)
+        elif out[col].dtype == object:
+            out[col] = out[col].map(lambda v: round(v, decimals) if isinstance(v, float) else v)
+    return out
+
+
 def console_frame(columns: Sequence[str], rows: Sequence[tuple]) -> pd.DataFrame:
-    """A SQL result as a table: unique column names, long lists and blobs shortened."""
+    """A SQL result as a table: clean unique column names, long lists and blobs shortened."""
     seen: dict[str, int] = {}
     names = []
-    for col in columns:
+    for col in map(console_header, columns):
         seen[col] = seen.get(col, 0) + 1
         names.append(col if seen[col] == 1 else f"{col}_{seen[col]}")
     return pd.DataFrame([[_cell(v) for v in row] for row in rows], columns=names)

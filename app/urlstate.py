@@ -1,8 +1,11 @@
 """The view's state in the page's query string, so a copied link reproduces the view.
 
-Writing happens in the browser: each tracked control has a JS-only `.change` listener
+Writing happens in the browser: each tracked control has a JS-only `.input` listener
 that rewrites one parameter with `history.replaceState` (no server round trip, no
-history entries). Reading happens on the server: each tab's `load` handler gets the
+history entries). Only what the user set is written, and a value equal to the control's
+default removes its parameter, so the URL holds the non-default choices and nothing else;
+values a handler derives from them (a default model, a carried-over stage) are derived
+again when the link is opened. Reading happens on the server: each tab's `load` handler gets the
 page's parameters from `gr.Request.query_params` and restores its controls from them.
 Lists are comma-joined, with `%` and `,` inside an item escaped (model names such as
 "LaViDa (tiny, untrained)" hold commas); a present-but-empty parameter means an empty selection.
@@ -26,30 +29,38 @@ _WRITE = """
   if ({guarded} && !window.vlmembedRestored) return [];
   const url = new URL(window.location.href);
   const item = (v) => String(v).replaceAll("%", "%25").replaceAll(",", "%2C");
-  const text = Array.isArray(value) ? value.map(item).join(",")
-    : (value === null || value === undefined ? "" : String(value));
-  url.searchParams.set({key}, text);
+  const fallback = {default};
+  if (value === null || value === undefined || (fallback !== null && JSON.stringify(value) === JSON.stringify(fallback))) {{
+    url.searchParams.delete({key});
+  }} else {{
+    url.searchParams.set({key}, Array.isArray(value) ? value.map(item).join(",") : String(value));
+  }}
   window.history.replaceState(window.history.state, "", url);
   return [];
 }}
 """
 
 
-def write_js(key: str, literal: str | None = None, guarded: bool = False) -> str:
-    """JS for an event: store its one input (or a fixed value) under `key` in the URL."""
-    js = _WRITE.format(key=json.dumps(key), guarded=json.dumps(guarded))
+def write_js(key: str, literal: str | None = None, guarded: bool = False, default=None) -> str:
+    """JS for an event: store its one input (or a fixed value) under `key` in the URL; the `default`
+    value (or none) removes the parameter instead."""
+    js = _WRITE.format(key=json.dumps(key), guarded=json.dumps(guarded), default=json.dumps(default))
     if literal is not None:
         js = js.replace("(value) => {", f"() => {{ const value = {json.dumps(literal)};", 1)
     return js
 
 
-def track(component: gr.components.Component, key: str) -> None:
-    """Mirror a control's value into the URL whenever it changes (by the user or by a handler)."""
-    component.change(None, [component], None, js=write_js(key), queue=False, api_visibility="private")
+def track(component: gr.components.Component, key: str, default=None, event: str = "input") -> None:
+    """Mirror the user's changes of a control into the URL; its `default` value leaves the URL. A hidden
+    component that a handler fills from the user's picks is tracked on "change" instead."""
+    getattr(component, event)(None, [component], None, js=write_js(key, default=default), queue=False,
+                              api_visibility="private")
 
 
-def track_tab(tab: gr.Tab, tab_id: str, key: str = "tab") -> None:
-    tab.select(None, None, None, js=write_js(key, literal=tab_id, guarded=True), queue=False, api_visibility="private")
+def track_tab(tab: gr.Tab, tab_id: str, key: str = "tab", default: str | None = None) -> None:
+    """Write the selected tab into the URL; the `default` tab (the first) leaves it."""
+    js = write_js(key, literal=tab_id, guarded=True, default=default)
+    tab.select(None, None, None, js=js, queue=False, api_visibility="private")
 
 
 class Params:
@@ -82,6 +93,13 @@ class Params:
             return [c for c in default if c in choices]
         raw = self._params[key]
         return [unquote(v) for v in raw.split(",") if unquote(v) in choices] if raw else []
+
+    def items(self, key: str) -> list[str] | None:
+        """A list parameter's items, unescaped and unchecked; None when the parameter is absent."""
+        if key not in self._params:
+            return None
+        raw = self._params[key]
+        return [unquote(v) for v in raw.split(",")] if raw else []
 
     def number(self, key: str, default: float, low: float, high: float) -> float:
         try:

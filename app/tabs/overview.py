@@ -79,7 +79,7 @@ def build(ctx: Context) -> None:
                  queue=False)
     ctx.on_load(restore, [source, *views])
     ctx.on_new_data(show, [source], views)
-    track(source, "source")
+    track(source, "source", DEFAULT_SOURCE)
 
 
 TAB = Tab(id="overview", title="Overview", build=build)

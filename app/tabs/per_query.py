@@ -129,7 +129,7 @@ def build(ctx: Context) -> None:
     ctx.on_load(restore, everything)
     ctx.on_new_data(refresh, controls, everything)
     for key, control in zip(KEYS, controls, strict=True):
-        track(control, key)
+        track(control, key, {"qshow": DEFAULT_SHOW, "qtext": ""}.get(key))
 
 
 TAB = Tab(id="per_query", title="Per query", build=build)

@@ -22,7 +22,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from app import search_view
+from app import search_picks, search_view
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
@@ -38,6 +38,8 @@ ALL = "all"
 AUTO = "auto"  # the default runs follow the pool's meta-task (see SearchEngine.default_runs)
 TASKS = [("auto (the pool's meta-task)", AUTO)] + [(t, t) for t in META_TASKS]
 DEFAULT_K = 10
+MAX_MODELS = 16  # model slots (a tick and a stage each); the demo has 8 models
+NONE = "none"  # the URL's "no model ticked" (an absent parameter means the default picks)
 CONCURRENCY = 2  # encoders are CPU-bound; more parallel requests only queue inside torch
 _ENGINES: dict[Path, SearchEngine] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -125,8 +127,67 @@ def run_search(store: StoreCache, image: str | None, text: str | None, instructi
             None if query.image is None else preview_file(query.image))
 
 
+def effective_task(store: StoreCache, pool: str | None, task: str | None) -> str | None:
+    """The meta-task a FINAL pick means: the chosen one, else (auto) the pool's, else None (each model's default)."""
+    if _task(task):
+        return _task(task)
+    try:
+        return engine_for(store).task_of(_dataset(pool))
+    except (StoreError, QueryError):
+        return None
+
+
+def search_picked(store: StoreCache, image, text, instruction, pool, k, task, slot_models: list[str],
+                  ticks: list[bool], stages: list[str | None]) -> tuple:
+    """`run_search` for the per-model picks (a tick and a stage per model slot)."""
+    shown = slot_models or []
+    ticked = [m for m, on in zip(shown, ticks, strict=False) if on]
+    chosen = search_picks.resolve(engine_runs(store), ticked, dict(zip(shown, stages, strict=False)),
+                                  effective_task(store, pool, task))
+    if ticked and not chosen.run_ids:
+        return (f"⚠️ None of the ticked models has a final run trained on {effective_task(store, pool, task)}; "
+                "pick a stage for them, or another meta-task.", '<div id="search-results"></div>',
+                '<div id="search-maps"></div>', {}, gr.skip())
+    out = run_search(store, image, text, instruction, pool, chosen.run_ids, k, task)
+    return (out[0] + chosen.note(effective_task(store, pool, task)), *out[1:])
+
+
+def engine_runs(store: StoreCache) -> list:
+    try:
+        return engine_for(store).runs()
+    except (StoreError, QueryError):
+        return []
+
+
+def preview(image: str | None) -> tuple:
+    """On upload: the query image as the models will see it (upright RGB), or what is wrong with it."""
+    if not image:
+        return None, ""
+    try:
+        loaded = Query.build(image=image).image
+    except QueryError as exc:
+        return None, f"⚠️ {exc}"
+    return preview_file(loaded), ""
+
+
+def slot_updates(runs: list, ticked: list[str], stages: dict[str, str]) -> list:
+    """Per slot: its row's visibility, its tick (labelled with the model) and its stage dropdown; then the
+    slots' model names (a State)."""
+    models = search_picks.models_of(runs)[:MAX_MODELS]
+    rows, ticks, dropdowns = [], [], []
+    for i in range(MAX_MODELS):
+        model = models[i] if i < len(models) else None
+        rows.append(gr.update(visible=model is not None))
+        ticks.append(gr.update(label=model or "", value=model in ticked))
+        choices = search_picks.stage_choices(runs, model) if model else []
+        value = stages.get(model)
+        dropdowns.append(gr.update(choices=choices, value=value if value in {v for _, v in choices} else
+                                   (choices[0][1] if choices else None)))
+    return [*rows, *ticks, *dropdowns, models]
+
+
 def build(ctx: Context) -> None:
-    pools, runs, defaults = choices(ctx.store)
+    pools, _, _ = choices(ctx.store)
     gr.Markdown("Search the stored candidates with your own query. Every chosen model encodes it with its own "
                 "trained encoder; results are side by side, the gold item is marked when the query is a stored one, "
                 "and the ★ shows where the query lands on each model's map.")
@@ -144,22 +205,73 @@ def build(ctx: Context) -> None:
             with gr.Row():
                 pool = gr.Dropdown(pools, value=ALL, label="Candidate pool", elem_id="search-pool")
                 task = gr.Dropdown(TASKS, value=AUTO, label="Trained on", elem_id="search-task",
-                                   info="ticks each model's final run trained on this meta-task")
+                                   info="what a model's \"final\" stage means: its final run trained on this meta-task")
                 k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Top k", elem_id="search-k")
-            models = gr.CheckboxGroup(runs, value=defaults, label="Models", elem_id="search-models",
-                                      info="runs that stored embeddings; the demo that `vlmembed app` builds in the "
-                                      "background adds its models here as each one finishes")
+            gr.Markdown("**Models** (runs that stored embeddings; the demo that `vlmembed app` builds in the "
+                        "background adds its models as each one finishes). Tick a model; its stage is its final "
+                        "run unless you pick a checkpoint.", elem_id="search-models-note")
+            rows, ticks, stages = [], [], []
+            with gr.Column(elem_id="search-models"):
+                for i in range(MAX_MODELS):
+                    with gr.Row(visible=False, equal_height=True) as row:
+                        ticks.append(gr.Checkbox(label="", container=False, scale=3, elem_id=f"search-model-{i}"))
+                        stages.append(gr.Dropdown([], show_label=False, container=False, scale=2,
+                                                  allow_custom_value=True, elem_id=f"search-stage-{i}"))
+                    rows.append(row)
+            slot_models = gr.State([])
+            picks = gr.Textbox(visible=False)  # the picks' URL form; empty for the default picks
             go = gr.Button("Search", variant="primary", elem_id="search-go")
     status = gr.Markdown(elem_id="search-status")
     results = gr.HTML('<div id="search-results"></div>', elem_id="search-results-box")
     maps = gr.HTML('<div id="search-maps"></div>', elem_id="search-maps-box")
     raw = gr.JSON(label="Raw results", visible=False)
+    run_ids = gr.JSON(visible=False)  # the API's run list (the page itself searches with the picks)
+    api_go = gr.Button(visible=False)
+    slots = [*rows, *ticks, *stages, slot_models]
+    shown = [status, results, maps, raw, seen]
 
     def search(image, text, instruction, pool, run_ids, k, task):
         return run_search(ctx.store, image, text, instruction, pool, run_ids, k, task)
 
-    def pick_runs(pool, task):
-        return gr.update(value=default_runs(ctx.store, pool, task))
+    def search_ui(image, text, instruction, pool, k, task, models, *values):
+        return search_picked(ctx.store, image, text, instruction, pool, k, task, models, list(values[:MAX_MODELS]),
+                             list(values[MAX_MODELS:]))
+
+    def layout(pool_value, task_value, ticked=None, stage_of=None):
+        runs = engine_runs(ctx.store)
+        if ticked is None:
+            ticked = search_picks.default_ticks(runs, default_runs(ctx.store, pool_value, task_value))
+        return slot_updates(runs, ticked, stage_of or {})
+
+    def url_picks(pool_value, task_value, models, *values):
+        """The picks' URL form; "" when they are what the pool and task tick by default."""
+        runs = engine_runs(ctx.store)
+        ticked = [m for m, on in zip(models or [], values[:MAX_MODELS], strict=False) if on]
+        stage_of = dict(zip(models or [], values[MAX_MODELS:], strict=False))
+        default = search_picks.default_ticks(runs, default_runs(ctx.store, pool_value, task_value))
+        encoded = search_picks.encode(ticked, stage_of)
+        return "" if encoded == default else ",".join(_escape(x) for x in encoded) or NONE
+
+    def refresh(pool_value, task_value, picked, models, *values):
+        """New runs landed: new models get slots; picks the user made stay, default picks follow the new runs
+        (a page open during the demo build ticks each model as it lands)."""
+        pools, _, _ = choices(ctx.store)
+        valid_pool = pool_value if pool_value in {v for _, v in pools} else ALL
+        ticked = [m for m, on in zip(models or [], values[:MAX_MODELS], strict=False) if on]
+        stage_of = dict(zip(models or [], values[MAX_MODELS:], strict=False))
+        keep = ticked if picked else None  # "": the default picks
+        return gr.update(choices=pools, value=valid_pool), *layout(valid_pool, task_value, keep, stage_of)
+
+    def restore(request: gr.Request):
+        p = Params.of(request)
+        pools, _, _ = choices(ctx.store)
+        pool_value = p.choice("pool", [v for _, v in pools], ALL)
+        task_value = p.choice("trained_on", [v for _, v in TASKS], AUTO)
+        items = p.items("models")
+        ticked, stage_of = (None, {}) if items is None else search_picks.decode(
+            items, search_picks.models_of(engine_runs(ctx.store)))
+        return (gr.update(choices=pools, value=pool_value), task_value, p.number("k", DEFAULT_K, 1, MAX_K),
+                p.text("text"), p.text("instruction"), p.text("models"), *layout(pool_value, task_value, ticked, stage_of))
 
     def pool_instruction(pool):
         try:
@@ -167,37 +279,39 @@ def build(ctx: Context) -> None:
         except StoreError:
             return ""
 
-    def refresh(pool_value, task_value, run_values):
-        pools, runs, _ = choices(ctx.store)
-        keep = [r for r in run_values or [] if r in {v for _, v in runs}]
-        valid_pool = pool_value if pool_value in {v for _, v in pools} else ALL
-        chosen = keep or default_runs(ctx.store, valid_pool, task_value)
-        return gr.update(choices=pools, value=valid_pool), gr.update(choices=runs, value=chosen)
+    def retick(pool_value, task_value):
+        runs = engine_runs(ctx.store)
+        ticked = search_picks.default_ticks(runs, default_runs(ctx.store, pool_value, task_value))
+        models = search_picks.models_of(runs)[:MAX_MODELS]
+        return [gr.update(value=m in ticked) for m in models] + [gr.skip()] * (MAX_MODELS - len(models))
 
-    def restore(request: gr.Request):
-        p = Params.of(request)
-        pools, runs, _ = choices(ctx.store)
-        pool_value = p.choice("pool", [v for _, v in pools], ALL)
-        task_value = p.choice("trained_on", [v for _, v in TASKS], AUTO)
-        chosen = p.many("models", [v for _, v in runs], default_runs(ctx.store, pool_value, task_value))
-        return (gr.update(choices=pools, value=pool_value), task_value, gr.update(choices=runs, value=chosen),
-                p.number("k", DEFAULT_K, 1, MAX_K), p.text("text"), p.text("instruction"))
-
-    inputs = [image, text, instruction, pool, models, k, task]
-    # One queue for the button and Enter in the text box: at most CONCURRENCY searches at a time.
-    go.click(search, inputs, [status, results, maps, raw, seen], api_name="search", concurrency_limit=CONCURRENCY,
+    ui_inputs = [image, text, instruction, pool, k, task, slot_models, *ticks, *stages]
+    # One queue for the buttons and Enter in the text box: at most CONCURRENCY searches at a time.
+    go.click(search_ui, ui_inputs, shown, api_visibility="private", concurrency_limit=CONCURRENCY,
              concurrency_id="live-search")
-    text.submit(search, inputs, [status, results, maps, raw, seen], api_visibility="private",
-                concurrency_limit=CONCURRENCY, concurrency_id="live-search")
+    text.submit(search_ui, ui_inputs, shown, api_visibility="private", concurrency_limit=CONCURRENCY,
+                concurrency_id="live-search")
+    api_go.click(search, [image, text, instruction, pool, run_ids, k, task], shown, api_name="search",
+                 concurrency_limit=CONCURRENCY, concurrency_id="live-search")
+    image.upload(preview, [image], [seen, status], api_visibility="private", queue=False)
+    image.clear(lambda: (None, ""), None, [seen, status], api_visibility="private", queue=False)
     pool.input(pool_instruction, [pool], [instruction], api_name="search_instruction", queue=False)
-    # A new pool (with "auto") or a new trained-on choice ticks each model's matching final run.
+    # A new pool (with "auto") or a new trained-on choice ticks each model that has a final run trained on it.
     for control in (pool, task):
-        control.input(pick_runs, [pool, task], [models], api_visibility="private", queue=False)
-    ctx.on_load(restore, [pool, task, models, k, text, instruction])
-    ctx.on_new_data(refresh, [pool, task, models], [pool, models])
-    for key, control in (("pool", pool), ("trained_on", task), ("models", models), ("k", k), ("text", text),
-                         ("instruction", instruction)):
-        track(control, key)
+        control.input(retick, [pool, task], ticks, api_visibility="private", queue=False).then(
+            url_picks, [pool, task, slot_models, *ticks, *stages], [picks], api_visibility="private", queue=False)
+    gr.on([c.input for c in (*ticks, *stages)], url_picks, [pool, task, slot_models, *ticks, *stages],
+          [picks], api_visibility="private", queue=False, trigger_mode="always_last")
+    ctx.on_load(restore, [pool, task, k, text, instruction, picks, *slots])
+    ctx.on_new_data(refresh, [pool, task, picks, slot_models, *ticks, *stages], [pool, *slots])
+    for key, control, default in (("pool", pool, ALL), ("trained_on", task, AUTO), ("k", k, DEFAULT_K),
+                                  ("text", text, ""), ("instruction", instruction, "")):
+        track(control, key, default)
+    track(picks, "models", "", event="change")
+
+
+def _escape(item: str) -> str:
+    return item.replace("%", "%25").replace(",", "%2C")
 
 
 TAB = Tab(id="search", title="Live retrieval", build=build)

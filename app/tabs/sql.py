@@ -9,9 +9,12 @@ browser session, a query whose tab closed is stopped) and shows the result or th
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import tempfile
 import threading
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import anyio
 import gradio as gr
@@ -29,6 +32,30 @@ MAX_ROWS = 10_000
 DEFAULT_ROWS = 1000
 FIRST_EXAMPLE = next(iter(EXAMPLE_QUERIES))
 ANYONE = "-"  # the client key of calls without a session (the page's own on-load restore)
+CSV_DIR = Path(tempfile.gettempdir()) / "vlmembed-app"
+
+
+def result_csv(frame: pd.DataFrame) -> str | None:
+    """The exact result (no rounding) as a CSV file named by its content; None for no rows."""
+    if frame.empty:
+        return None
+    text = frame.to_csv(index=False)
+    path = CSV_DIR / f"sql-{hashlib.sha1(text.encode()).hexdigest()[:12]}.csv"
+    if not path.exists():
+        CSV_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path)
+
+
+def shown(status: str, frame: pd.DataFrame) -> tuple[str, pd.DataFrame, str | None]:
+    """(status, the table rounded for the screen, the exact CSV or None) of one query's answer."""
+    return status, tables.display_frame(frame), result_csv(frame) if answered(status) else None
+
+
+def answered(status: str) -> bool:
+    return not status.startswith("**")  # a refusal or failure is its status line alone
 
 
 def console(store: StoreCache, query: str, max_rows: float | None, timeout_s: float | None,
@@ -77,7 +104,7 @@ def build(ctx: Context) -> None:
                 "`reported_averages`, `items`, `dataset_rows`, `embeddings`, `ranks`, `train_log`, `projections`, "
                 "`alignment`, `intervals`; views: `v_scores`, `v_meta_task_averages`, `v_embeddings`, `v_intervals`, "
                 "`dataset_items`.")
-    example = gr.Dropdown(list(EXAMPLE_QUERIES), value=FIRST_EXAMPLE, label="Example queries")
+    example = gr.Dropdown(list(EXAMPLE_QUERIES), value=FIRST_EXAMPLE, label="Example queries", elem_id="sql-example")
     query = gr.Code(EXAMPLE_QUERIES[FIRST_EXAMPLE], language="sql", label="Query", interactive=True,
                     elem_id="sql-query")
     with gr.Row():
@@ -86,32 +113,41 @@ def build(ctx: Context) -> None:
         timeout = gr.Number(min(DEFAULT_TIMEOUT_S, limit), label="Time limit (s)", minimum=0.1, maximum=limit)
         run = gr.Button("Run", variant="primary", elem_id="sql-run")
     status = gr.Markdown(elem_id="sql-status")
-    result = gr.Dataframe(label="Result", interactive=False, elem_id="sql-result")
+    # Hidden until a query answered: an empty table would show placeholder headers before anything happened.
+    with gr.Column(visible=False, elem_id="sql-answer") as answer:
+        result = gr.Dataframe(label="Result (numbers rounded to 4 decimals; exact in the CSV)", interactive=False,
+                              elem_id="sql-result")
+        download = gr.DownloadButton("Download the result (CSV, exact values)", size="sm", elem_id="sql-csv")
 
     slots = ClientSlots(ctx.console.per_client)
 
-    async def execute(text: str, rows: float, seconds: float, request: gr.Request) -> tuple[str, pd.DataFrame]:
-        return await console_async(ctx, slots, text, rows, seconds, request)
+    async def execute(text: str, rows: float, seconds: float, request: gr.Request) -> tuple:
+        return shown(*await console_async(ctx, slots, text, rows, seconds, request))
 
     def restore(request: gr.Request) -> tuple:
         p = Params.of(request)
         rows = p.number("rows", DEFAULT_ROWS, 1, MAX_ROWS)
         seconds = p.number("limit", min(DEFAULT_TIMEOUT_S, limit), 0.1, limit)
         if "sql" not in p:
-            return gr.skip(), rows, seconds, "", tables.no_rows()
+            return gr.skip(), gr.skip(), rows, seconds, "", gr.skip(), gr.skip(), gr.skip()
         text = p.text("sql")
-        return text, rows, seconds, *console(ctx.store, text, rows, seconds, ctx.console, slots,
-                                             getattr(request, "session_hash", None) or ANYONE)
+        title = next((t for t, q in EXAMPLE_QUERIES.items() if q.strip() == text.strip()), None)
+        out = shown(*console(ctx.store, text, rows, seconds, ctx.console, slots,
+                             getattr(request, "session_hash", None) or ANYONE))
+        return text, title, rows, seconds, *out, gr.update(visible=answered(out[0]))
 
     example.input(lambda title: EXAMPLE_QUERIES.get(title, ""), [example], [query], api_name="sql_example",
                   show_progress="hidden", queue=False)
-    run.click(execute, [query, max_rows, timeout], [status, result], api_name="sql",
-              concurrency_limit=ctx.console.total, concurrency_id="sql-console")
+    # An edited query is no longer the example: the dropdown lets go of its title.
+    query.input(lambda: None, None, [example], show_progress="hidden", queue=False, api_visibility="private")
+    run.click(execute, [query, max_rows, timeout], [status, result, download], api_name="sql",
+              concurrency_limit=ctx.console.total, concurrency_id="sql-console").then(
+        lambda line: gr.update(visible=answered(line)), [status], [answer], queue=False, api_visibility="private")
     # The query enters the URL when it is run, not on every keystroke.
     run.click(None, [query], None, js=write_js("sql"), queue=False, api_visibility="private")
-    ctx.on_load(restore, [query, max_rows, timeout, status, result])
-    track(max_rows, "rows")
-    track(timeout, "limit")
+    ctx.on_load(restore, [query, example, max_rows, timeout, status, result, download, answer])
+    track(max_rows, "rows", DEFAULT_ROWS)
+    track(timeout, "limit", min(DEFAULT_TIMEOUT_S, limit))
 
 
 TAB = Tab(id="sql", title="SQL console", build=build)

@@ -239,10 +239,12 @@ class SearchEngine:
         if task is not None and task not in META_TASKS:
             raise QueryError(f"unknown task {task!r}; choose the meta-task the runs were trained on: "
                              f"{', '.join(META_TASKS)} (or none, for the pool's own)")
+        return choose_runs(self.view().runs.values(), task if task is not None else self.task_of(dataset))
+
+    def task_of(self, dataset: str | None) -> str | None:
+        """A pool dataset's meta-task; None for all candidates or an unknown pool."""
         view = self.view()
-        if task is None and dataset and dataset in view.datasets.index:
-            task = str(view.datasets.loc[dataset, "meta_task"])
-        return choose_runs(view.runs.values(), task)
+        return str(view.datasets.loc[dataset, "meta_task"]) if dataset and dataset in view.datasets.index else None
 
     # -- the search ----------------------------------------------------------------------
     def search(self, query: Query, run_ids: Sequence[str] | None = None, dataset: str | None = None,

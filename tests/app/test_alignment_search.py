@@ -35,9 +35,10 @@ def frame(payload: dict) -> pd.DataFrame:
 
 
 def alignment(client, dataset="Colours", method=None, model_a=None, stage_a=None, model_b=None, stage_b=None,
-              pairs=150):
-    out = client.predict(dataset, method, model_a, stage_a, model_b, stage_b, pairs, api_name="/alignment")
-    return {"controls": out[:7], "maps": out[7], "table": frame(out[8]), "lines": out[9], "caption": out[10]}
+              pairs=150, view="ab", grid_stage=None):
+    out = client.predict(dataset, method, model_a, stage_a, model_b, stage_b, pairs, view, grid_stage,
+                         api_name="/alignment")
+    return {"controls": out[:9], "maps": out[9], "table": frame(out[10]), "lines": out[11], "caption": out[12]}
 
 
 def maps_of(html: str) -> list[str]:
@@ -46,7 +47,7 @@ def maps_of(html: str) -> list[str]:
 
 def test_alignment_shows_two_models_on_the_same_pairs(served):
     view = alignment(served)
-    dataset, method, model_a, stage_a, model_b, stage_b, _ = view["controls"]
+    dataset, method, model_a, stage_a, model_b, stage_b, *_ = view["controls"]
     assert [v for _, v in dataset["choices"]] == ["Colours", "ColoursOOD"]
     assert model_a["value"] != model_b["value"] and len(model_a["choices"]) == 2
     assert stage_a["value"].endswith(":final") and len(stage_a["choices"]) == 2  # checkpoint and final
@@ -88,6 +89,15 @@ def test_alignment_values_from_a_url_are_checked(embedded_store):
     assert resolve(data, {"pairs": "1e9"})["pairs"] == MAX_PAIRS
     assert resolve(data, {"pairs": "many", "method": "mds"})["pairs"] == DEFAULT_PAIRS
     assert resolve(data, {"method": "mds"})["method"] == "tsne"  # the first stored, in umap, tsne, pca order
+
+
+def test_alignment_grid_shows_every_family_on_the_same_pairs(served):
+    view = alignment(served, view="grid", pairs=6)
+    assert view["controls"][7] == "grid" and view["controls"][8]["value"].startswith("final")
+    panels = maps_of(view["maps"])
+    assert len(panels) == 2  # this store holds one AR and one diffusion family; the demo's grid has four
+    assert all(p.count('data-role="query"') == 6 for p in panels) and "on both maps" in view["caption"]
+    assert "(autoregressive)" in view["maps"] and "(diffusion)" in view["maps"]
 
 
 def test_alignment_metric_lines_cover_every_stage(served):
@@ -171,8 +181,8 @@ def test_a_store_without_embeddings_explains_what_to_run(mixed_store_file, tmp_p
     blocks, url = launch(path, port=free_port(), block=False)
     try:
         client = Client(url, verbose=False)
-        out = client.predict(None, None, None, None, None, None, 20, api_name="/alignment")
-        assert "No 2-D maps in this store yet" in out[7] and "vlmembed project" in out[7]
+        out = client.predict(None, None, None, None, None, None, 20, "grid", None, api_name="/alignment")
+        assert "No 2-D maps in this store yet" in out[9] and "vlmembed project" in out[9]
         status, results, _, raw, _ = client.predict(None, "red", "", "all", [], 3, api_name="/search")
         assert status.startswith("⚠️") and "has stored embeddings" in status and "error" in raw
     finally:

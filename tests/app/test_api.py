@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -107,15 +108,23 @@ def test_delta_paper_vs_reproduced(client):
 
 
 def test_sql_good_query(client):
-    status, result = client.predict("SELECT model, count(*) AS n FROM v_scores WHERE source = 'demo' GROUP BY model "
+    status, result, _ = client.predict("SELECT model, count(*) AS n FROM v_scores WHERE source = 'demo' GROUP BY model "
                                     "ORDER BY model", 100, 5, api_name="/sql")
     assert status.startswith("2 rows")
     assert frame(result).to_dict("list") == {"model": ["lavida-tiny", "llava_next-tiny"], "n": [24, 24]}
 
 
+def test_sql_rounds_on_screen_keeps_the_csv_exact_and_cleans_headers(client):
+    status, result, csv = client.predict('SELECT 1 / 3 AS third, avg("x") FROM (VALUES (1), (2)) t(x)', 10, 5,
+                                         api_name="/sql")
+    assert status.startswith("1 rows")
+    assert frame(result).to_dict("list") == {"third": [0.3333], "avg(x)": [1.5]}
+    assert "0.3333333333333333" in Path(csv).read_text()
+
+
 def test_sql_example_picker(client):
     text = client.predict("Runs in the store", api_name="/sql_example")
-    status, result = client.predict(text, 1000, 5, api_name="/sql")
+    status, result, _ = client.predict(text, 1000, 5, api_name="/sql")
     assert "rows in" in status and len(frame(result)) == 21
 
 
@@ -128,21 +137,21 @@ def test_sql_example_picker(client):
                                        "CREATE TEMP TABLE pwn AS SELECT 42 AS x", "INSTALL httpfs",
                                        "CREATE SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')"])
 def test_sql_hostile_statements_are_refused(client, statement):
-    status, _ = client.predict(statement, 100, 5, api_name="/sql")
+    status, _, _ = client.predict(statement, 100, 5, api_name="/sql")
     assert status.startswith("**Refused or failed:**") and "Traceback" not in status
-    count, result = client.predict("SELECT count(*) AS n FROM scores", 10, 5, api_name="/sql")
+    count, result, _ = client.predict("SELECT count(*) AS n FROM scores", 10, 5, api_name="/sql")
     assert frame(result)["n"][0] == 138 + 24 * 2 + 8
     for table in ("memory.main.pwn", "temp.main.pwn", "pwn"):  # nothing left behind for the next request
-        status, _ = client.predict(f"SELECT * FROM {table}", 10, 5, api_name="/sql")
+        status, _, _ = client.predict(f"SELECT * FROM {table}", 10, 5, api_name="/sql")
         assert status.startswith("**Refused or failed:**") and "does not exist" in status
 
 
 def test_sql_bad_sql_and_limits(client):
-    status, _ = client.predict("SELEC nonsense FROM", 100, 5, api_name="/sql")
+    status, _, _ = client.predict("SELEC nonsense FROM", 100, 5, api_name="/sql")
     assert status.startswith("**Refused or failed:**") and "\n" not in status
-    status, result = client.predict("SELECT * FROM range(5000)", 100, 5, api_name="/sql")
+    status, result, _ = client.predict("SELECT * FROM range(5000)", 100, 5, api_name="/sql")
     assert "cut at 100 rows" in status and len(frame(result)) == 100
-    status, _ = client.predict("SELECT sum(hash(a.range + b.range)) FROM range(100000000) a, range(1000) b",
+    status, _, _ = client.predict("SELECT sum(hash(a.range + b.range)) FROM range(100000000) a, range(1000) b",
                                100, 0.5, api_name="/sql")
     assert "took too long" in status
 
@@ -168,7 +177,7 @@ def test_missing_store_is_a_message_then_appears(mixed_store_file, tmp_path):
     try:
         note, *_ = client.predict("paper", api_name="/overview")
         assert "vlmembed import-paper --store" in note
-        status, _ = client.predict("SELECT 1", 10, 5, api_name="/sql")
+        status, _, _ = client.predict("SELECT 1", 10, 5, api_name="/sql")
         assert "Store unavailable" in status and "vlmembed import-paper" in status
         shutil.copyfile(mixed_store_file, path)
         version, status = client.predict("", api_name="/store_version")
@@ -193,7 +202,7 @@ def test_corrupt_store_is_a_message(tmp_path):
 
 
 def test_sql_huge_value_is_cut_not_sent(client):
-    status, result = client.predict("SELECT repeat('x', 200000000) AS s", 10, 10, api_name="/sql")
+    status, result, _ = client.predict("SELECT repeat('x', 200000000) AS s", 10, 10, api_name="/sql")
     assert "truncated" in status and "MB cap" in status and len(frame(result)) == 0
 
 
@@ -213,5 +222,5 @@ def test_a_bad_file_swapped_in_under_the_app_is_refused(mixed_store_file, tmp_pa
         assert "Store unavailable" not in note
         after, *_ = table_for(client)
         assert after.equals(before)
-        status, result = client.predict("SELECT count(*) AS n FROM runs", 10, 5, api_name="/sql")
+        status, result, _ = client.predict("SELECT count(*) AS n FROM runs", 10, 5, api_name="/sql")
         assert status.startswith("1 rows") and frame(result)["n"][0] == 21

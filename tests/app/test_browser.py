@@ -2,7 +2,8 @@
 
 It loads the page, switches tabs, filters, runs SQL, checks the URL carries the view and
 that reloading it restores the view, sees a newly published run appear by itself, saves
-the screenshot used in the docs, and asserts that no request left the local server.
+a screenshot of the paper's overview, and asserts that no request left the local server
+(the docs' pictures come from `docs/screenshots.py` on a demo store).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from storage import StoreWriter
 from tests.app.helpers import free_port, pipeline_run
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Screenshots go to $VLMEMBED_SCREENSHOTS (e.g. docs/img when refreshing the README's picture),
-# else to pytest's temporary folder, so a test run leaves the checkout clean.
+# Screenshots go to $VLMEMBED_SCREENSHOTS, else to pytest's temporary folder, so a test run leaves
+# the checkout clean.
 SCREENSHOT_DIR = os.environ.get("VLMEMBED_SCREENSHOTS")
 VQA_OOD = ["GQA", "ScienceQA", "TextVQA", "VizWiz"]
 QUERY = "SELECT model, round(avg(value), 2) AS mean FROM v_scores WHERE source = 'paper' GROUP BY model ORDER BY model"
@@ -139,11 +140,11 @@ def test_dashboard_in_a_real_browser(served, browser_page, tmp_path):
     page.evaluate(write_js("models"), names)
     assert Params(_params(page)).many("models", names, []) == names
 
-    # The docs' screenshot: the paper's overview.
+    # A screenshot of the paper's overview.
     page.goto(url + "?tab=overview&source=paper")
     page.locator("#tab-overview .js-plotly-plot").nth(2).wait_for()
     page.wait_for_timeout(1000)  # let plotly finish its transitions
-    shot = Path(SCREENSHOT_DIR or tmp_path) / "dashboard.png"
+    shot = Path(SCREENSHOT_DIR or tmp_path) / "overview-paper.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

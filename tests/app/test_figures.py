@@ -96,3 +96,18 @@ def test_missing_values_are_blank_not_nan(snapshot):
     scores = tables.filter_scores(snapshot.scores, sources=["paper", "pipeline"], meta_task="classification")
     heat = figures.heatmap(tables.per_dataset_table(scores, snapshot.series), "precision@1")
     assert "nan" not in {t for row in heat.data[0].text for t in row}
+
+
+def test_id_ood_legend_sits_above_the_panels_and_bars_leave_room_for_their_labels(snapshot):
+    averages = _paper(snapshot)
+    fig = figures.id_ood_bars(averages)
+    assert fig.layout.legend.y > 1 and fig.layout.legend.yanchor == "bottom"  # not over the rotated names
+    top = max(averages[["in_domain", "ood"]].max().max(), averages.filter(like="upper").max().max())
+    assert fig.layout.yaxis.range[1] >= top * 1.15  # the tallest label stays under its meta-task's title
+
+
+def test_meta_task_bars_leave_room_over_each_panel_for_its_labels(snapshot):
+    fig = figures.meta_task_bars(snapshot.averages)  # compare: a panel per source, each with its own y axis
+    for axis, source in zip(["yaxis", "yaxis2"], figures._sources(snapshot.averages), strict=False):
+        part = snapshot.averages[snapshot.averages["source"] == source]
+        assert fig.layout[axis].range[1] >= part["average"].max() * 1.15

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -183,3 +185,31 @@ def test_console_frame_makes_names_unique_and_shortens_cells():
     assert list(frame.columns) == ["a", "a_2", "vec", "blob"]
     assert frame.loc[0, "vec"].endswith("(64)") and "…" in frame.loc[0, "vec"]
     assert frame.loc[0, "blob"] == "<40 bytes>"
+
+
+def test_console_results_are_rounded_for_the_screen_with_clean_headers():
+    from app.tables import console_frame, console_header, display_frame
+
+    assert console_header('avg("value")') == "avg(value)"
+    assert console_header('round(avg("value"), 2)') == "round(avg(value), 2)"
+    assert console_header('"odd name"') == '"odd name"'  # a quoted name that needs its quotes keeps them
+    exact = console_frame(['avg("value")', "n", "label"], [(58.42999999999999, 3, "x"), (1 / 3, 4, None)])
+    shown = display_frame(exact)
+    assert list(shown.columns) == ["avg(value)", "n", "label"]
+    assert shown["avg(value)"].tolist() == [58.43, 0.3333] and shown["n"].tolist() == [3, 4]
+    assert exact.iloc[0, 0] == 58.42999999999999  # the frame behind the CSV keeps every digit
+
+
+def test_sql_csv_download_keeps_exact_values(tmp_path, monkeypatch):
+    from app.tables import console_frame
+    from app.tabs import sql
+
+    monkeypatch.setattr(sql, "CSV_DIR", tmp_path)
+    path = sql.result_csv(console_frame(["v"], [(58.42999999999999,), (1 / 3,)]))
+    text = Path(path).read_text()
+    assert "58.42999999999999" in text and "0.3333333333333333" in text
+    assert sql.result_csv(console_frame(["v"], [])) is None
+    status, table, download = sql.shown("1 rows in 3 ms.", console_frame(["v"], [(1 / 3,)]))
+    assert table.iloc[0, 0] == 0.3333 and download.endswith(".csv") and sql.answered(status)
+    status, table, download = sql.shown("**Refused or failed:** no", console_frame(["v"], []))
+    assert download is None and not sql.answered(status)

@@ -32,3 +32,15 @@ def test_write_js_quotes_its_key():
     assert '"we\\"ird"' in js and "replaceState" in js
     tab_js = write_js("tab", literal="datasets", guarded=True)
     assert 'const value = "datasets"' in tab_js and "vlmembedRestored" in tab_js
+
+
+def test_a_default_value_removes_its_parameter():
+    js = write_js("k", default=10)
+    assert "const fallback = 10;" in js and "searchParams.delete" in js
+    assert "const fallback = null;" in write_js("k")  # no default: only an empty value is removed
+
+
+def test_items_reads_a_list_parameter_unchecked():
+    p = Params({"models": "A@run%2C1,B", "empty": ""})
+    assert p.items("models") == ["A@run,1", "B"]
+    assert p.items("empty") == [] and p.items("absent") is None

@@ -26,7 +26,9 @@ class EmbeddedStore:
         return self.benchmark / "images" / f"eval{i}.png"
 
 
-def build_embedded_store(root: Path) -> EmbeddedStore:
+def build_embedded_store(root: Path, models: dict[str, str] | None = None,
+                         methods: tuple[str, ...] = METHODS) -> EmbeddedStore:
+    """The store; `models` (name -> family) replaces the two default ones (the browser walk uses four)."""
     from pipeline.analysis.store_projections import project_store
     from pipeline.experiment import DataEntry, Experiment, ModelEntry
     from pipeline.runner import ExperimentRunner
@@ -38,11 +40,11 @@ def build_embedded_store(root: Path) -> EmbeddedStore:
                                        warmup_ratio=0.0, checkpoint_samples=(CHECKPOINT_SAMPLES,), seed=0))
     experiment = Experiment(
         name="toy", source="pipeline", meta_tasks=("classification",), zero_shot=False,
-        models=tuple(ModelEntry(name=n, family=f, base="random:tiny:0") for n, f in MODELS.items()),
+        models=tuple(ModelEntry(name=n, family=f, base="random:tiny:0") for n, f in (models or MODELS).items()),
         data=DataEntry(root=str(benchmark), selection="builtin"), train=train,
         output_dir=str(root / "runs"), eval_batch_size=16,
     )
     store = root / "store.duckdb"
     runs = ExperimentRunner(experiment, store).run()
-    project_store(store, methods=METHODS, progress=False)
+    project_store(store, methods=methods, progress=False)
     return EmbeddedStore(store, benchmark, runs)
