@@ -17,6 +17,7 @@ from app.figures import message_figure
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from pipeline.demo.status import building_status
 
 KEYS = ("dataset", "method", "model_a", "stage_a", "model_b", "stage_b", "pairs")
 DEFAULT_PAIRS, MAX_PAIRS = 20, 1000  # the paper's Figure 4 draws 20 pairs
@@ -65,7 +66,9 @@ def resolve(data: alignment_view.AlignmentData, values: dict) -> dict:
 def views(store: StoreCache, v: dict) -> tuple[str, pd.DataFrame, object, str]:
     """(maps HTML, metrics table, metric lines, caption) for resolved values."""
     if not v["dataset"] or not v["method"]:
-        return alignment_view.message_html(NO_MAPS), alignment_view.empty_metrics_table(), message_figure("No alignment metrics yet."), ""
+        demo = building_status(store.path)
+        text = demo.coming("each miniature's zero-shot maps (fine-tuned stages follow)") if demo else NO_MAPS
+        return alignment_view.message_html(text), alignment_view.empty_metrics_table(), message_figure("No alignment metrics yet."), ""
     reader = store.reader()
     chosen = [(side, v[f"stage_{side}"]) for side in ("a", "b") if v[f"stage_{side}"]]
     if len(chosen) == 2 and chosen[0][1] == chosen[1][1]:

@@ -54,7 +54,8 @@ def _build(store: StoreCache, snap: Snapshot, source: str, split: str, reference
                     "`vlmembed run` a pipeline experiment's (zero-shot, checkpoints at `checkpoint_samples`, final).")
         return text, message_figure(text if len(text) < 90 else "Nothing to draw yet: see the note above."), \
             view.points_table(points)
-    note = [f"{view.SPLITS[split].capitalize()}, mean Precision@1 over each meta-task's datasets; x: training "
+    label = view.SPLITS[split]
+    note = [f"{label[0].upper()}{label[1:]}, mean Precision@1 over each meta-task's datasets; x: training "
             "samples (0 = zero-shot). Error bars: 95% bootstrap intervals over each run's queries, where stored."]
     if status is not None:
         note.append(status.coming("more points (checkpoints and final runs)", needs_training=True))
@@ -69,13 +70,13 @@ def _build(store: StoreCache, snap: Snapshot, source: str, split: str, reference
 
 def build(ctx: Context) -> None:
     with gr.Row():
-        source = gr.Radio(SOURCE_CHOICES, value="demo", label="Source", elem_id="ds-source")
-        split = gr.Radio(SPLIT_CHOICES, value="all", label="Datasets", elem_id="ds-split")
-        reference = gr.Checkbox(True, label="VLM2Vec reference level", elem_id="ds-reference")
-    note = gr.Markdown(elem_id="ds-note")
-    plot = gr.Plot(label="Precision@1 against training samples", elem_id="ds-plot")
+        source = gr.Radio(SOURCE_CHOICES, value="demo", label="Source", elem_id="scale-source")
+        split = gr.Radio(SPLIT_CHOICES, value="all", label="Datasets", elem_id="scale-split")
+        reference = gr.Checkbox(True, label="VLM2Vec reference level", elem_id="scale-reference")
+    note = gr.Markdown(elem_id="scale-note")
+    plot = gr.Plot(label="Precision@1 against training samples", elem_id="scale-plot")
     table = gr.Dataframe(view.points_table(pd.DataFrame()), label="Points (map: the run in the Alignment tab)",
-                         interactive=False, datatype=TABLE_TYPES, elem_id="ds-table")
+                         interactive=False, datatype=TABLE_TYPES, elem_id="scale-table")
     controls, outputs = [source, split, reference], [note, plot, table]
 
     def show(source_key: str, split_key: str, with_reference: bool) -> tuple:
@@ -85,16 +86,16 @@ def build(ctx: Context) -> None:
 
     def restore(request: gr.Request) -> tuple:
         p = Params.of(request)
-        chosen = p.choice("ds_source", SOURCE_KEYS, default_source(ctx.store.snapshot()))
-        split_key = p.choice("ds_split", list(view.SPLITS), "all")
-        with_reference = p.text("ds_reference") != "false"
+        chosen = p.choice("scale_source", SOURCE_KEYS, default_source(ctx.store.snapshot()))
+        split_key = p.choice("scale_split", list(view.SPLITS), "all")
+        with_reference = p.text("scale_reference") != "false"
         return (chosen, split_key, with_reference, *show(chosen, split_key, with_reference))
 
     gr.on([c.input for c in controls], show, controls, outputs, api_name="data_scale", show_progress="hidden",
           trigger_mode="always_last", queue=False)
     ctx.on_load(restore, [*controls, *outputs])
     ctx.on_new_data(show, controls, outputs)
-    for key, control in zip(("ds_source", "ds_split", "ds_reference"), controls, strict=True):
+    for key, control in zip(("scale_source", "scale_split", "scale_reference"), controls, strict=True):
         track(control, key)
 
 
