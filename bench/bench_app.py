@@ -209,7 +209,7 @@ def bench_data_scale_client(url: str, trials: int) -> dict:
     return {"data_scale_filter_update": summarise(times)}
 
 
-def bench_fresh_start(timeout_s: float = 900) -> dict:
+def bench_fresh_start(timeout_s: float = 900, port: int | None = None) -> dict:
     """The README's first command on an empty home: `vlmembed app` (which starts the demo build in
     the background), seconds until it answers, then until every tab has content from its runs."""
     import subprocess
@@ -218,7 +218,7 @@ def bench_fresh_start(timeout_s: float = 900) -> dict:
     from bench.tab_content import TABS, filled_tabs
 
     with tempfile.TemporaryDirectory() as home:
-        port, store = _free_port(), Path(home) / "store.duckdb"
+        port, store = port or _free_port(), Path(home) / "store.duckdb"
         env = {**os.environ, "VLMEMBED_HOME": home}
         tick = time.perf_counter()
         app = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "app", "--store", str(store), "--port", str(port)],

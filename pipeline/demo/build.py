@@ -8,8 +8,8 @@ in-domain and OOD datasets, embeddings, projections and alignment metrics. Each 
 in two stages: first its zero-shot runs and their maps (straight after pretraining, cheapest
 family first, so every dashboard tab has this machine's own results within the first minutes),
 then its fine-tuned runs. An open dashboard shows the demo growing, and a status file beside
-the store (`pipeline.demo.status`) says how far the build is. Pretrained miniatures are cached under ``<VLMEMBED_HOME>/demo`` and reused when
-their recipe is unchanged.
+the store (`pipeline.demo.status`) says how far the build is. Pretrained miniatures are cached
+under ``<VLMEMBED_HOME>/demo`` and reused when their recipe is unchanged.
 
 Families are built in parallel worker processes, one torch thread each: at 64-wide the
 models are too small for two threads to help one process (1.1x measured), while two

@@ -46,6 +46,7 @@ class DemoStatus:
     running: list[str] = field(default_factory=list)  # "<family>: <stage>" per busy worker
     finished: bool = False
     error: str | None = None
+    pid: int = field(default_factory=os.getpid)  # the build's process: a killed build is not building
 
     # -- progress -------------------------------------------------------------------
     def fraction(self) -> float:
@@ -86,7 +87,8 @@ class DemoStatus:
 
     @property
     def building(self) -> bool:
-        return not self.finished and self.error is None and time.time() - self.updated_at < STALE_S
+        return (not self.finished and self.error is None and time.time() - self.updated_at < STALE_S
+                and _alive(self.pid))
 
     # -- words ----------------------------------------------------------------------
     def line(self, now: float | None = None) -> str:
@@ -130,6 +132,16 @@ def building_status(store: str | os.PathLike) -> DemoStatus | None:
     """The status of a demo build in progress on this store, else None."""
     status = read_status(store)
     return status if status is not None and status.building else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but another user's
+        return True
+    return True
 
 
 def _duration(seconds: float) -> str:

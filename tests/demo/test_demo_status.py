@@ -64,3 +64,10 @@ def test_the_file_round_trips_and_a_finished_failed_or_stale_build_is_not_buildi
     raw = status_path(store).read_text().replace(str(old.updated_at), str(old.updated_at - 3600))
     status_path(store).write_text(raw)
     assert building_status(store) is None  # a build that died without a word an hour ago
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = _status(5, running=["x"], pid=int(gone.stdout))
+    killed.write(store)
+    assert building_status(store) is None  # its process is gone (stopped with the app, or killed)
