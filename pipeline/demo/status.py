@@ -108,7 +108,7 @@ class DemoStatus:
         # fine-tuning comes after every family's first stage, so trained runs land late
         wait = self.seconds_to_first_family(now) if needs_training else self.seconds_to_first_stage(now)
         when = "any moment now" if wait <= 15 else f"in about {_duration(wait)}"
-        return f"The demo is building in the background: {what} will appear here {when}. {self.line(now)}"
+        return f"{what[0].upper()}{what[1:]} will appear here {when}. {self.line(now)}"
 
     # -- file -----------------------------------------------------------------------
     def write(self, store: str | os.PathLike) -> None:

@@ -121,5 +121,6 @@ def test_while_the_demo_builds_an_empty_view_says_what_is_coming_and_when(tmp_pa
     note, _, table = data_scale_view(StoreCache(path), "demo", "all", True)
     assert table.empty
     assert "zero-shot points will appear here in about" in note and "0/4 families done" in note
+    assert "Demo building in the background" in note
     assert "left (estimate)" in note and "A: pretraining and zero-shot" in note
     assert "vlmembed demo` lands" not in note  # no advice to run what is already running

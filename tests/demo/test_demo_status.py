@@ -38,7 +38,8 @@ def test_coming_says_what_appears_and_when_and_sooner_for_zero_shot_than_trained
     early, late = status.seconds_to_first_stage(), status.seconds_to_first_family()
     assert 15 <= early < late
     text = status.coming("the maps")
-    assert text.startswith("The demo is building in the background: the maps will appear here in about")
+    assert text.startswith("The maps will appear here in about")
+    assert "Demo building in the background" in text
     assert "0/4 families done" in text
     landed = _status(60, first_stage=["Qwen2.5-VL-like"])
     assert "any moment now" in landed.coming("the maps")  # the first stage is in: only a refresh away
