@@ -24,6 +24,8 @@ FIRST_STAGE_SHARE = 0.35
 # All first stages run before any fine-tuning, so the first family is done about two thirds in
 # (a schedule of the measured full-preset stage times on two workers).
 FIRST_FAMILY_SHARE = 0.65
+# The built-in benchmark's build, before any family starts: 42 of 578 s for the full preset.
+BENCHMARK_SHARE = 0.07
 STALE_S = 30 * 60  # a status untouched this long belongs to a build that died without saying so
 
 
@@ -46,6 +48,7 @@ class DemoStatus:
     running: list[str] = field(default_factory=list)  # "<family>: <stage>" per busy worker
     finished: bool = False
     error: str | None = None
+    benchmark_s: float | None = None  # how long the benchmark took; None while it builds
     pid: int = field(default_factory=os.getpid)  # the build's process: a killed build is not building
 
     # -- progress -------------------------------------------------------------------
@@ -56,15 +59,26 @@ class DemoStatus:
                                                else 0.0) for f in self.families)
         return min(1.0, done / total)
 
-    def seconds_left(self, now: float | None = None) -> float:
-        """Estimated seconds until every family is done (the pace so far, else the preset's timing)."""
-        elapsed = max(0.0, (now or time.time()) - self.started_at)
-        fraction = self.fraction()
-        if fraction >= 1.0:
+    def work_done(self) -> float:
+        """Share of the whole build done: the benchmark, then the families' stages."""
+        if self.benchmark_s is None:
             return 0.0
-        if fraction > 0.0:
-            return elapsed * (1.0 - fraction) / fraction
-        return max(self.expected_s - elapsed, 30.0)
+        return BENCHMARK_SHARE + (1.0 - BENCHMARK_SHARE) * self.fraction()
+
+    def pace(self, now: float | None = None) -> float:
+        """This build's seconds per second of the preset's measured timing (2 when twice as slow)."""
+        elapsed = max(0.0, (now or time.time()) - self.started_at)
+        work = self.work_done()
+        if work > 0.0:
+            return elapsed / (work * self.expected_s)
+        return max(1.0, elapsed / (BENCHMARK_SHARE * self.expected_s))  # still on the benchmark
+
+    def seconds_left(self, now: float | None = None) -> float:
+        """Estimated seconds until every family is done (the pace so far against the preset's timing)."""
+        if self.fraction() >= 1.0:
+            return 0.0
+        elapsed = max(0.0, (now or time.time()) - self.started_at)
+        return max(self.pace(now) * self.expected_s - elapsed, 30.0)
 
     def seconds_to_first_stage(self, now: float | None = None) -> float:
         """Estimated seconds until the first family's zero-shot runs and maps land (0 once they have)."""
@@ -74,8 +88,8 @@ class DemoStatus:
         cheapest = min((self.costs.get(f, 1.0) for f in self.families), default=1.0)
         total = sum(self.costs.get(f, 1.0) for f in self.families) or 1.0
         workers = max(1, len(self.running))
-        first = self.expected_s * workers * cheapest * FIRST_STAGE_SHARE / total + 0.08 * self.expected_s
-        return max(first - elapsed, 15.0)
+        share = BENCHMARK_SHARE + (1.0 - BENCHMARK_SHARE) * workers * cheapest * FIRST_STAGE_SHARE / total
+        return max(self.pace(now) * self.expected_s * share - elapsed, 15.0)
 
     def seconds_to_first_family(self, now: float | None = None) -> float:
         """Estimated seconds until the first family is fully done (0 once one is)."""

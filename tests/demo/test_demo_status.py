@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pipeline.demo.status import DemoStatus, building_status, read_status, status_path
+from pipeline.demo.status import BENCHMARK_SHARE, DemoStatus, building_status, read_status, status_path
 
 FAMILIES = ["LLaVA-NeXT-like", "Qwen2.5-VL-like", "LaViDa-like", "MMaDA-like"]
 COSTS = {"LLaVA-NeXT-like": 1.6, "Qwen2.5-VL-like": 1.0, "LaViDa-like": 1.1, "MMaDA-like": 2.3}
@@ -25,11 +25,15 @@ def test_the_line_names_families_done_of_total_the_stage_and_an_estimate():
 
 def test_the_estimate_follows_the_builds_own_pace_once_work_has_landed():
     fresh = _status(10)
-    assert 585 <= fresh.seconds_left() <= 590  # nothing landed: the preset's measured wall time
-    half = _status(300, done=["LLaVA-NeXT-like", "MMaDA-like"])  # 3.9 of 6.0 cost units in 300 s
-    assert abs(half.seconds_left() - 300 * (6.0 - 3.9) / 3.9) < 2
-    slow = _status(900)  # past the preset's time with nothing landed: never a negative or zero estimate
-    assert slow.seconds_left() >= 30 and slow.seconds_to_first_stage() >= 15
+    assert 585 <= fresh.seconds_left() <= 590  # on the benchmark, on time: the preset's measured wall time
+    slow_benchmark = _status(84, benchmark_s=84)  # twice the benchmark's expected 42 s: twice as slow overall
+    assert abs(slow_benchmark.pace() - 84 / (BENCHMARK_SHARE * 600)) < 0.01
+    assert abs(slow_benchmark.seconds_left() - (slow_benchmark.pace() * 600 - 84)) < 1
+    half = _status(300, benchmark_s=40, done=["LLaVA-NeXT-like", "MMaDA-like"])  # 3.9 of 6.0 cost units
+    work = BENCHMARK_SHARE + (1 - BENCHMARK_SHARE) * 3.9 / 6.0
+    assert abs(half.seconds_left() - 300 * (1 - work) / work) < 2
+    late = _status(900)  # past the preset's time, still on the benchmark: never a negative or zero estimate
+    assert late.seconds_left() >= 30 and late.seconds_to_first_stage() >= 15
     assert _status(5, done=FAMILIES).seconds_left() == 0
 
 
