@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
 RESULTS = ROOT / "bench" / "results" / "app.json"
 TARGETS_MS = {"first_load": 3000, "tab_switch": 300, "filter_update": 300, "sql_round_trip": 1000,
-              "first_contentful_paint": 1000, "data_scale_tab_switch": 300, "data_scale_filter_update": 300}
+              "data_scale_tab_switch": 300, "data_scale_filter_update": 300}  # first contentful paint: reported only
 EVERY_TAB_FILLED_TARGET_S = 60  # after the dashboard answers (issue 17)
 MTEB_BENCHMARK_SWITCH_MS = (20_000, 40_000)
 # A dataset only each meta-task has, to see that the table really shows the new filter.
