@@ -13,6 +13,7 @@ from app.fairness import ConsoleSettings
 from app.store import StoreCache
 from app.tabs import TABS, Context
 from app.urlstate import READY_JS, Params, track_tab
+from pipeline.demo.status import building_status
 
 HEADER = ("## vlmembed: diffusion vs autoregressive VLMs as multimodal embedding models\n"
           "The paper's published numbers and this project's own runs, read live from the results store.")
@@ -24,7 +25,9 @@ def _status(store: StoreCache) -> tuple[str, str]:
     snap = store.snapshot()
     if not snap.ok:
         return snap.version, f"⚠️ **Store unavailable.** {snap.error}"
-    return snap.version, f"Store `{_shown(store.path)}`: {snap.summary()}."
+    demo = building_status(store.path)  # a background demo build: how far, and how long still
+    return snap.version, (f"Store `{_shown(store.path)}`: {snap.summary()}."
+                          + (f"  \n⏳ {demo.line()}" if demo else ""))
 
 
 def _shown(path: Path) -> str:
@@ -36,10 +39,11 @@ def _shown(path: Path) -> str:
 
 
 def _check(store: StoreCache, shown: str, always: bool = False):
-    """New version and status line; skipped when nothing changed (so tabs do not re-render)."""
+    """New version and status line; the version is skipped when unchanged (so tabs do not re-render),
+    the line too unless a demo build's progress is in it."""
     version, status = _status(store)
     if version == shown and not always:
-        return gr.skip(), gr.skip()
+        return gr.skip(), (status if "⏳" in status else gr.skip())
     return version, status
 
 

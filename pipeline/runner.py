@@ -186,17 +186,22 @@ class ExperimentRunner:
         return f"{self.exp.source}:{self.exp.name}:{entry.name}:{meta_task}:{entry.variant}:{where}"
 
     # -- the grid ------------------------------------------------------------------------
-    def run(self, only_models: set[str] | None = None) -> list[str]:
-        """Run every (model, meta-task) not stored yet; returns the run ids landed."""
+    def run(self, only_models: set[str] | None = None, zero_shot_only: bool = False) -> list[str]:
+        """Run every (model, meta-task) not stored yet; returns the run ids landed.
+
+        `zero_shot_only` lands each cell's zero-shot run and stops before training (an early first
+        stage, as the demo does); a later full `run` skips those runs and trains. The trainer seeds
+        itself, so the trained runs do not depend on whether the zero-shot one ran in between.
+        """
         with library_progress_bars(self.progress):
-            return self._run_grid(only_models)
+            return self._run_grid(only_models, zero_shot_only)
 
     def is_stored(self, writer: StoreWriter | MainProcessStore, entry: ModelEntry, meta_task: str) -> bool:
         """Whether the cell's final run is stored with this configuration (then `run` skips it)."""
         return writer.has_run(self.run_id(entry, meta_task, "final", None),
                               config_hash(self.run_config(entry, meta_task)))
 
-    def _run_grid(self, only_models: set[str] | None) -> list[str]:
+    def _run_grid(self, only_models: set[str] | None, zero_shot_only: bool = False) -> list[str]:
         landed: list[str] = []
         cells = [(t, e) for t, e in self.exp.grid() if not only_models or e.name in only_models]
         # Checked before the store is opened: a grid with nothing to run on leaves no store behind.
@@ -217,7 +222,7 @@ class ExperimentRunner:
                     self._register_data(writer, loaded[meta_task])
                 if not self._trainable(loaded[meta_task], meta_task, entry):
                     continue
-                landed += self._run_one(writer, entry, meta_task, loaded[meta_task], cfg)
+                landed += self._run_one(writer, entry, meta_task, loaded[meta_task], cfg, zero_shot_only)
         return landed
 
     def _where(self) -> str:
@@ -266,7 +271,7 @@ class ExperimentRunner:
         return run_id
 
     def _run_one(self, writer: StoreWriter | MainProcessStore, entry: ModelEntry, meta_task: str, data: TaskData,
-                 cfg: dict[str, Any]) -> list[str]:
+                 cfg: dict[str, Any], zero_shot_only: bool = False) -> list[str]:
         writer.upsert_models([model_record(entry)])
         lora = self._lora(entry)
         recipe = EncoderRecipe(entry.family, entry.base, entry.dtype, dict(entry.options),
@@ -285,6 +290,8 @@ class ExperimentRunner:
             self.processes.on_main(replace(recipe, lora=None).save, base_dir)
             landed.append(self._land(writer, entry, meta_task, encoder, data, cfg, stage="zero-shot", samples=0,
                                      checkpoint=str(base_dir)))
+        if zero_shot_only:
+            return landed
         trainer = ContrastiveTrainer(encoder, replace(self.exp.train_for(meta_task), lora=lora), len(data.train),
                                      _pairs_at(data.train), run_dir / "checkpoints", progress=self.progress,
                                      groups=[p.dataset for p in data.train])

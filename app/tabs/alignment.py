@@ -18,6 +18,7 @@ from app.figures import message_figure
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from pipeline.demo.status import building_status
 
 KEYS = ("dataset", "method", "model_a", "stage_a", "model_b", "stage_b", "pairs", "view", "grid_stage")
 AB, GRID = "ab", "grid"
@@ -94,7 +95,9 @@ def _panels(v: dict) -> tuple[list[tuple[str, str | None]], list[alignment_view.
 def views(store: StoreCache, v: dict) -> tuple[str, pd.DataFrame, object, str]:
     """(maps HTML, metrics table, metric lines, caption) for resolved values."""
     if not v["dataset"] or not v["method"]:
-        return alignment_view.message_html(NO_MAPS), alignment_view.empty_metrics_table(), message_figure("No alignment metrics yet."), ""
+        demo = building_status(store.path)
+        text = demo.coming("each miniature's zero-shot maps (fine-tuned stages follow)") if demo else NO_MAPS
+        return alignment_view.message_html(text), alignment_view.empty_metrics_table(), message_figure("No alignment metrics yet."), ""
     reader = store.reader()
     chosen, shown = _panels(v)
     panels = [(title, None if rid is None else _frame(store, ("projection", rid, v["dataset"], v["method"]),

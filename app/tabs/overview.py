@@ -7,12 +7,15 @@ meta-task, and in-domain vs OOD averages (Section 5). One source at a time by de
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from app import figures, tables
 from app.store import Snapshot
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from pipeline.demo.status import building_status
 from storage.vocabulary import SOURCES, TEXT_META_TASK
 
 SOURCE_CHOICES = [("paper's numbers", "paper"), ("pipeline runs", "pipeline"), ("demo runs", "demo"),
@@ -23,11 +26,16 @@ SOURCE_KEYS = [value for _, value in SOURCE_CHOICES]
 DEFAULT_SOURCE = "paper"
 
 
-def overview_view(snap: Snapshot, source: str) -> tuple:
+def overview_view(snap: Snapshot, source: str, store_path: str | Path | None = None) -> tuple:
     """(note, averages figure, gap figure, ID/OOD figure, table) for one source or 'compare'."""
     if not snap.ok:
         message = figures.message_figure("The store could not be read: see the message above.")
         return f"**Store unavailable.** {snap.error}", message, message, message, tables.no_rows()
+    demo = building_status(store_path) if store_path is not None and source == "demo" else None
+    if demo is not None and "demo" not in set(snap.averages.get("source", ())):  # not memoised: the estimate moves
+        message = figures.message_figure("The demo is building: see the note above.")
+        return (demo.coming("each demo model's meta-task averages (after its fine-tuning)", needs_training=True),
+                message, message, message, tables.no_rows())
     return snap.memo(("overview", source), lambda: _build(snap, source))
 
 
@@ -69,7 +77,8 @@ def build(ctx: Context) -> None:
     views = [note, bars, gap, id_ood, table]
 
     def show(source_key: str) -> tuple:
-        return overview_view(ctx.store.snapshot(), source_key if source_key in SOURCE_KEYS else DEFAULT_SOURCE)
+        return overview_view(ctx.store.snapshot(), source_key if source_key in SOURCE_KEYS else DEFAULT_SOURCE,
+                             ctx.store.path)
 
     def restore(request: gr.Request) -> tuple:
         chosen = Params.of(request).choice("source", SOURCE_KEYS, DEFAULT_SOURCE)

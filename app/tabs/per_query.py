@@ -12,6 +12,7 @@ from app import per_query_view as pq
 from app.store import Snapshot
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from pipeline.demo.status import building_status
 from storage import StoreError, StoreReader
 from storage.queries import query_outcomes, ranked_runs
 
@@ -78,7 +79,9 @@ def render(ctx: Context, values: dict) -> tuple:
                 f"**Store unavailable.** {exc}", "")
     runs = runs_of(snap, reader)
     if runs.empty:
-        return (gr.update(choices=[]), gr.update(choices=[]), gr.update(choices=[]), DEFAULT_SHOW, "", NO_RUNS, "")
+        demo = building_status(ctx.store.path)
+        text = demo.coming("the zero-shot runs' per-query ranks") if demo else NO_RUNS
+        return (gr.update(choices=[]), gr.update(choices=[]), gr.update(choices=[]), DEFAULT_SHOW, "", text, "")
     choices = [(run_label(r), r["run_id"]) for _, r in runs.iterrows()]
     ids = set(runs["run_id"])
     pair = default_pair(runs)

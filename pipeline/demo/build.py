@@ -4,10 +4,12 @@ For each of the four seed families a tiny preset (same classes as the real model
 pretrained on the built-in benchmark's captions with its own paradigm's objective, saved in
 the family's original checkpoint layout, then run through the real pipeline: zero-shot
 evaluation, contrastive fine-tuning per meta-task with data-scale checkpoints, evaluation on
-in-domain and OOD datasets, embeddings, projections and alignment metrics. Every run lands
-in the store (source ``demo``) as soon as its family is done, so an open dashboard shows the
-demo growing. Pretrained miniatures are cached under ``<VLMEMBED_HOME>/demo`` and reused when
-their recipe is unchanged.
+in-domain and OOD datasets, embeddings, projections and alignment metrics. Each family lands
+in two stages: first its zero-shot runs and their maps (straight after pretraining, cheapest
+family first, so every dashboard tab has this machine's own results within the first minutes),
+then its fine-tuned runs. An open dashboard shows the demo growing, and a status file beside
+the store (`pipeline.demo.status`) says how far the build is. Pretrained miniatures are cached
+under ``<VLMEMBED_HOME>/demo`` and reused when their recipe is unchanged.
 
 Families are built in parallel worker processes, one torch thread each: at 64-wide the
 models are too small for two threads to help one process (1.1x measured), while two
@@ -35,6 +37,7 @@ import torch
 from pipeline.data.mmeb import MMEBReader
 from pipeline.demo.baselines import build_baselines
 from pipeline.demo.pretrain import PretrainConfig, pretrain, seed_token_embeddings
+from pipeline.demo.status import DemoStatus
 from pipeline.demo.text_task import text_runs
 from pipeline.experiment import DataEntry, Experiment, ModelEntry
 from pipeline.models.base import Example
@@ -86,6 +89,10 @@ class DemoConfig:
     project_method: str | None = "umap"  # 2-D maps for the alignment view (None: skip)
     baselines: bool = True  # chance, blind text-only and untrained miniatures, as source 'baseline'
     text_task: bool = True  # the miniatures' LMs on the text-only task (pipeline/demo/text_task.py)
+    # Land every family's zero-shot runs and maps before any fine-tuning. The trained runs are the same
+    # either way (the trainer seeds itself; tested), only the order in which runs land changes.
+    early_zero_shot: bool = True
+    expected_s: float = 600.0  # measured wall time on 2 idle cores: the status line's first estimate
 
     def __post_init__(self) -> None:
         if self.bench not in ("small", "full"):
@@ -129,11 +136,11 @@ PRESETS: dict[str, DemoConfig] = {
     "small": DemoConfig(name="demo-small", bench="small", train_cap=300, eval_limit=20,
                         eval_limit_by_task={"classification": 100, "vqa": 100},
                         pretrain=PretrainConfig(steps=120, tokenizer_steps=40),
-                        train=_train(batch=16, steps=250, checkpoint_samples=(1600,))),
+                        train=_train(batch=16, steps=250, checkpoint_samples=(1600,)), expected_s=272),
     "full": DemoConfig(name="demo", bench="full", train_cap=1000, eval_limit=40,
                        eval_limit_by_task={"classification": 200, "vqa": 200},
                        pretrain=PretrainConfig(steps=160, tokenizer_steps=120),
-                       train=_train(batch=32, steps=240, checkpoint_samples=(1280, 3840))),
+                       train=_train(batch=32, steps=240, checkpoint_samples=(1280, 3840)), expected_s=578),
 }
 
 
@@ -181,6 +188,11 @@ class DemoReport:
     text: list[str] = field(default_factory=list)  # the miniatures' text-task runs
 
 
+# A family's build in stages: "first" pretrains and lands the zero-shot runs with their maps, "rest"
+# fine-tunes (its zero-shot runs already stored, so skipped), "all" does both in one go.
+PHASES = {"first": "pretraining and zero-shot", "rest": "fine-tuning", "all": "pretraining and fine-tuning"}
+
+
 @dataclass
 class FamilyBuild:
     """What one worker built: the runs it landed in its store copy, and its stage times."""
@@ -189,6 +201,7 @@ class FamilyBuild:
     store: Path
     runs: list[str]
     seconds: dict[str, float]
+    phase: str = "all"
 
 
 def default_workers(n_models: int) -> int:
@@ -197,8 +210,8 @@ def default_workers(n_models: int) -> int:
 
 
 def build_family(model: DemoModel, config: DemoConfig, store: Path, progress: bool = True,
-                 threads: int | None = None, log_level: int | None = None) -> FamilyBuild:
-    """Pretrain (or reuse) `model`'s miniature and run it through the pipeline into `store`.
+                 threads: int | None = None, log_level: int | None = None, phase: str = "all") -> FamilyBuild:
+    """Pretrain (or reuse) `model`'s miniature and run `phase` of it through the pipeline into `store`.
 
     Runs already in `store` with this configuration are skipped. A worker process's entry point.
     """
@@ -215,17 +228,19 @@ def build_family(model: DemoModel, config: DemoConfig, store: Path, progress: bo
     else:
         reader = MMEBReader(resolve_data_root(f"builtin:{config.bench}", config.seed))
         pretrain_miniature(model, config, caption_examples(reader, config.seed), base, progress)
-    seconds[f"{model.family}:pretrain"] = time.perf_counter() - tick
+        seconds[f"{model.family}:pretrain"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    landed = ExperimentRunner(config.experiment(model, base), store, device="cpu", progress=progress).run()
-    seconds[f"{model.family}:runs"] = time.perf_counter() - tick
+    stage = "zero-shot " if phase == "first" else ""
+    landed = ExperimentRunner(config.experiment(model, base), store, device="cpu", progress=progress).run(
+        zero_shot_only=phase == "first")
+    seconds[f"{model.family}:{stage}runs"] = time.perf_counter() - tick
     if config.project_method and landed:
         tick = time.perf_counter()
         from pipeline.analysis.store_projections import project_store
 
         project_store(store, run_ids=landed, methods=(config.project_method,), progress=progress)
-        seconds[f"{model.family}:project"] = time.perf_counter() - tick
-    return FamilyBuild(model, store, landed, seconds)
+        seconds[f"{model.family}:{stage}project"] = time.perf_counter() - tick
+    return FamilyBuild(model, store, landed, seconds, phase)
 
 
 def _is_complete(model: DemoModel, config: DemoConfig, home: Path, writer: StoreWriter) -> bool:
@@ -255,27 +270,61 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _built(order: Sequence[DemoModel], config: DemoConfig, start_copy: Callable[[DemoModel], Path], workers: int,
-           progress: bool) -> Iterator[tuple[DemoModel, Callable[[], FamilyBuild]]]:
-    """(model, its result's getter) as each family finishes; the getter raises what the build raised."""
+Job = tuple[DemoModel, str]  # (family, phase)
+
+
+class _Schedule:
+    """Which job a free worker takes next: first stages cheapest family first (the dashboard fills
+    soonest), then fine-tuning costliest first (the build ends soonest). A family's "rest" is ready
+    once its "first" landed; a family whose first stage failed has no rest."""
+
+    def __init__(self, order: Sequence[DemoModel], early: bool):
+        self.first = sorted(order, key=lambda m: m.cost) if early else []
+        self.whole = [] if early else list(order)
+        self.ready: list[DemoModel] = []
+
+    def landed(self, model: DemoModel, phase: str) -> None:
+        if phase == "first":
+            self.ready = sorted([*self.ready, model], key=lambda m: -m.cost)
+
+    def next(self) -> Job | None:
+        for queue, phase in ((self.first, "first"), (self.whole, "all"), (self.ready, "rest")):
+            if queue:
+                return queue.pop(0), phase
+        return None
+
+
+def _built(schedule: _Schedule, config: DemoConfig, start_copy: Callable[[DemoModel], Path], workers: int,
+           progress: bool, running: Callable[[list[Job]], None]) -> Iterator[tuple[Job, Callable[[], FamilyBuild]]]:
+    """(job, its result's getter) as each job finishes; the getter raises what the build raised.
+    The consumer lands (or records the failure of) each job before the next is taken."""
     if workers == 1:
-        for model in order:
-            yield model, partial(build_family, model, config, start_copy(model), progress)
+        while (job := schedule.next()) is not None:
+            running([job])
+            yield job, partial(build_family, job[0], config, start_copy(job[0]), progress, phase=job[1])
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from tqdm.auto import tqdm
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     level = logging.getLogger().getEffectiveLevel()
     # spawn, not fork: a forked torch process can deadlock in its thread pools
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(build_family, m, config, start_copy(m), False, 1, level): m for m in order}
-        with tqdm(total=len(futures), desc=f"demo ({workers} workers)", unit="family", disable=not progress) as bar:
-            for future in as_completed(futures):
-                yield futures[future], future.result
-                bar.update(1)
+        busy: dict = {}
+        while True:
+            while len(busy) < workers and (job := schedule.next()) is not None:
+                model, phase = job
+                busy[pool.submit(build_family, model, config, start_copy(model), False, 1, level, phase)] = job
+            if not busy:
+                return
+            running(list(busy.values()))
+            finished, _ = wait(busy, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield busy.pop(future), future.result
+
+
+def _short(model: DemoModel) -> str:
+    return model.name.replace(" (tiny demo)", "")
 
 
 def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
@@ -284,12 +333,15 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
     """Build (or complete) the demo in `store`; runs already stored are skipped.
 
     `workers` processes build families side by side (default: one per core); with one, all is
-    done in this process.
+    done in this process. The build's progress is kept in `status_path(store)` for the dashboard.
     """
     store = Path(store).expanduser().resolve()
     workers = workers or default_workers(len(config.models))
     report = DemoReport()
+    status = DemoStatus(families=[_short(m) for m in config.models], costs={_short(m): m.cost for m in config.models},
+                        expected_s=config.expected_s, running=["building the benchmark"])
     with StoreWriter(store) as writer:  # held to the end: one demo build per store at a time
+        status.write(store)
         tick = time.perf_counter()
         if not writer.has_run(source="paper"):
             import_paper_with_intervals(writer)
@@ -297,12 +349,14 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
         report.seconds["paper"] = time.perf_counter() - tick
         tick = time.perf_counter()
         resolve_data_root(f"builtin:{config.bench}", config.seed, progress)  # built here, before any worker reads it
-        report.seconds["benchmark"] = time.perf_counter() - tick
+        report.seconds["benchmark"] = status.benchmark_s = time.perf_counter() - tick
         _remove_worker_stores(store)  # left by a build that was killed
         home = vlmembed_home()
         todo = [m for m in config.models if not _is_complete(m, config, home, writer)]
+        status.done = [_short(m) for m in config.models if m not in todo]
         order = sorted(todo, key=lambda m: -m.cost)
         workers = min(workers, max(1, len(order)))
+        schedule = _Schedule(order, config.early_zero_shot)
 
         def land(built: FamilyBuild) -> None:
             writer.merge_runs(built.store, built.runs)
@@ -311,17 +365,24 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
             _remove_worker_stores(store, built.model)
             report.runs += built.runs
             report.seconds.update(built.seconds)
-            if on_model_done:
+            schedule.landed(built.model, built.phase)
+            (status.first_stage if built.phase == "first" else status.done).append(_short(built.model))
+            status.write(store)
+            if on_model_done and built.phase != "first":
                 on_model_done(built.model, built.runs)
 
-        # Each family starts from the published store, so runs stored before are skipped.
+        # Each job starts from the published store, so runs stored before (a first stage) are skipped.
         def start_copy(model: DemoModel) -> Path:
             copy = _worker_store(store, model)
             shutil.copyfile(store, copy)
             return copy
 
+        def running(jobs: list[Job]) -> None:
+            status.running = [f"{_short(m)}: {PHASES[phase]}" for m, phase in jobs]
+            status.write(store)
+
         failed: dict[str, BaseException] = {}
-        for model, result in _built(order, config, start_copy, workers, progress):
+        for (model, _), result in _built(schedule, config, start_copy, workers, progress, running):
             try:  # a family that fails costs only its own runs: the others still land
                 land(result())
             except Exception as exc:  # noqa: BLE001 - re-raised below, after the others landed
@@ -329,16 +390,25 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
                 failed[model.name] = exc
         if failed:
             name, first = next(iter(failed.items()))
+            status.error = f"{len(failed)} of {len(order)} families failed ({', '.join(failed)})"
+            status.write(store)
             raise RuntimeError(f"{len(failed)} of {len(order)} demo families failed ({', '.join(failed)}); the others' "
                                f"runs are stored. Run `vlmembed demo` again to retry them; {name}: {first}") from first
     if config.text_task:  # before the baselines, so chance also covers the text task's rows
         tick = time.perf_counter()
+        status.running = ["the miniatures' LMs on the text-only task"]
+        status.write(store)
         report.text = text_runs(store, config, progress)
         report.seconds["text"] = time.perf_counter() - tick
     if config.baselines:
         tick = time.perf_counter()  # after the build's writer is released: the untrained runs open their own
+        running_baselines = "baselines (chance, blind, untrained miniatures)"
+        status.running = [running_baselines]
+        status.write(store)
         report.baselines = build_baselines(store, config, progress)
         report.seconds["baselines"] = time.perf_counter() - tick
+    status.running, status.finished = [], True
+    status.write(store)
     return report
 
 

@@ -143,6 +143,7 @@ def choose_runs(runs: Iterable[RunInfo], task: str | None) -> list[str]:
     model's final run trained on "all", else "retrieval", else the alphabetically first task.
     Ties (several runs of one model on one task) go to the first in `runs`.
     """
+    runs = list(runs)
     finals = [r for r in runs if r.stage == "final"]
     if task is not None:
         wanted = (task, "all")
@@ -161,7 +162,24 @@ def choose_runs(runs: Iterable[RunInfo], task: str | None) -> list[str]:
         best = chosen.get(run.model)
         if best is None or order(run) < order(best):
             chosen[run.model] = run
+    # A model with no final run yet (the demo lands its zero-shot runs first) is searched with its
+    # zero-shot run, so the tab has something to show while fine-tuning goes on.
+    early = [r for r in runs if r.stage == "zero-shot" and r.model not in chosen
+             and not any(f.model == r.model for f in finals)]
+    for run in early:
+        chosen.setdefault(run.model, run)
     return [r.run_id for r in chosen.values()]
+
+
+def _nothing_to_search(store: str | os.PathLike) -> str:
+    """Why there is nothing to search: the demo still building (and when it lands), else what to run."""
+    from pipeline.demo.status import building_status
+
+    status = building_status(store)
+    if status is not None:
+        return status.coming("the models to search")
+    return (f"no run in {store} has stored embeddings to search; run an experiment first "
+            "(`vlmembed run experiments/smoke.toml`)")
 
 
 def _none_if_nan(value):
@@ -253,8 +271,7 @@ class SearchEngine:
         the pool's meta-task, else the `choose_runs` default)."""
         view = self.view()
         if not view.runs:
-            raise QueryError(f"no run in {self.reader.path} has stored embeddings to search; run an experiment "
-                             "first (`vlmembed run experiments/smoke.toml`)")
+            raise QueryError(_nothing_to_search(self.reader.path))
         if dataset and dataset not in set(view.targets["dataset"]):
             raise QueryError(f"unknown candidate pool {dataset!r}; pick a dataset with stored candidates "
                              "or leave it empty for all candidates")

@@ -118,6 +118,30 @@ def test_parallel_workers_land_the_same_runs_and_scores_as_one_process(home, tmp
     reader.close()
 
 
+def test_zero_shot_runs_land_first_and_leave_the_trained_runs_unchanged(home, tmp_path):
+    """The early first stage (every family's zero-shot runs and maps before any fine-tuning) changes
+    when runs land, not what they score: the same runs and values as a build without it."""
+    from pipeline.demo.status import read_status
+
+    lavida = next(m for m in SEED_FAMILIES if m.family == "lavida")
+    two = replace(MICRO, models=(QWEN, lavida), project_method="pca")
+    late = build_demo(tmp_path / "late.duckdb", replace(two, early_zero_shot=False), progress=False, workers=1)
+    early = build_demo(tmp_path / "early.duckdb", two, progress=False, workers=1)
+    stages = [r.rsplit(":", 1)[1] for r in early.runs]
+    assert stages[:2] == ["zero-shot-0"] * 2 and "zero-shot-0" not in stages[2:]
+    assert early.runs[0].split(":")[2] == QWEN.name  # the cheapest family's first stage lands first
+    assert sorted(early.runs) == sorted(late.runs)
+    first, second = _scores(tmp_path / "late.duckdb"), _scores(tmp_path / "early.duckdb")
+    assert first["run_id"].tolist() == second["run_id"].tolist()
+    np.testing.assert_array_equal(first["value"].to_numpy(), second["value"].to_numpy())
+    reader = StoreReader(tmp_path / "early.duckdb")
+    mapped = set(reader.projected()["run_id"])
+    assert {r for r in early.runs if r.endswith("zero-shot-0")} <= mapped  # the first stage brings its maps
+    reader.close()
+    status = read_status(tmp_path / "early.duckdb")
+    assert status.finished and sorted(status.done) == sorted(status.first_stage) == ["LaViDa-like", "Qwen2.5-VL-like"]
+
+
 def test_a_failing_family_loses_only_its_own_runs(home, tmp_path, monkeypatch):
     import pipeline.demo.build as build_module
 

@@ -200,3 +200,10 @@ def test_cli_search_task_chooses_the_runs(embedded_store, capsys):
         with pytest.raises(SystemExit) as stop:
             main(["search", "--store", store, "--text", "red", *bad])
         assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_model_with_only_zero_shot_runs_is_searched_with_one_until_its_final_lands():
+    """The demo lands every model's zero-shot runs before fine-tuning: the tab searches those meanwhile."""
+    early = [_run("A", "vqa"), _run("B", None, "zero-shot"), _run("B", None, "zero-shot")]
+    assert choose_runs(early, "vqa") == ["demo:A:vqa:final", "demo:B:None:zero-shot-8"]
+    assert choose_runs([*early, _run("B", "retrieval")], "vqa") == ["demo:A:vqa:final"]  # a final of another task
