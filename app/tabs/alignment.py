@@ -17,6 +17,7 @@ from app.figures import message_figure
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from pipeline.analysis.projection import METHOD_LABELS
 
 KEYS = ("dataset", "method", "model_a", "stage_a", "model_b", "stage_b", "pairs")
 DEFAULT_PAIRS, MAX_PAIRS = 20, 1000  # the paper's Figure 4 draws 20 pairs
@@ -83,7 +84,8 @@ def views(store: StoreCache, v: dict) -> tuple[str, pd.DataFrame, object, str]:
                             if x.key in (v["model_a"], v["model_b"])], ignore_index=True)
     data, _ = _data(store)
     table = alignment_view.metrics_table(data.alignment, v["dataset"], shown_runs)
-    caption = (f"{len(sample)} of {len(pairs)} pairs of **{v['dataset']}**, {v['method'].upper()}; the same pairs "
+    caption = (f"{len(sample)} of {len(pairs)} pairs of **{v['dataset']}**, "
+               f"{METHOD_LABELS.get(v['method'], v['method'])}; the same pairs "
                "on both maps. Hover a marker for its thumbnail and text.")
     return alignment_view.maps_html(panels, sample), table, alignment_view.metric_lines(data.alignment, v["dataset"], shown_runs), caption
 

@@ -93,3 +93,41 @@ def test_exact_knn_puts_each_point_first_even_among_duplicates():
     assert (distances[:, 0] == 0).all()
     # The other two neighbours are the point's copies, in index order.
     assert all(set(row) == set(range(3 * (i // 3), 3 * (i // 3) + 3)) for i, row in enumerate(indices))
+
+
+def _recall_by_full_matrix(q, t, q_ids, t_ids):
+    """The definition, directly: every distinct query's argmax over the whole similarity matrix."""
+    gold = set(zip(q_ids, t_ids, strict=True))
+    qi = {i: n for n, i in reversed(list(enumerate(q_ids)))}
+    ti = {i: n for n, i in reversed(list(enumerate(t_ids)))}
+    qs, ts = sorted(qi), sorted(ti)
+    sims = _unit(q[[qi[i] for i in qs]]) @ _unit(t[[ti[i] for i in ts]]).T
+    q2t = np.mean([(a, ts[j]) in gold for a, j in zip(qs, sims.argmax(axis=1), strict=True)]) * 100
+    t2q = np.mean([(qs[j], b) in gold for b, j in zip(ts, sims.argmax(axis=0), strict=True)]) * 100
+    return q2t, t2q
+
+
+def test_one_matrix_gives_both_directions_as_two_would(monkeypatch):
+    import pipeline.analysis.alignment as alignment
+
+    monkeypatch.setattr(alignment, "RECALL_BLOCK", 7)  # several blocks, so the column maxima cross them
+    rng = np.random.default_rng(3)
+    q, t = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
+    t[5] = t[9]  # a tie across blocks: the first row wins, as argmax over the whole matrix
+    q_ids = [f"q{i}" for i in range(40)]
+    t_ids = [f"label{i % 6}" for i in range(40)]  # classification: many queries share a target
+    q2t, t2q = alignment.recall_both_ways(q, t, q_ids, t_ids)
+    assert (q2t, t2q) == pytest.approx(_recall_by_full_matrix(q, t, q_ids, t_ids))
+    assert 0 < q2t < 100
+
+
+def test_pca_map_of_many_dimensions_matches_the_exact_svd():
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(600, 300)) + np.outer(rng.normal(size=600), rng.normal(size=300)) * 6
+         + np.outer(rng.normal(size=600), rng.normal(size=300)) * 3)  # two clear axes above the noise
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    exact = centred @ vt[:2].T
+    got = pca_2d(x)
+    for axis in range(2):  # the same axes, up to sign
+        assert abs(np.corrcoef(got[:, axis], exact[:, axis])[0, 1]) > 0.999
