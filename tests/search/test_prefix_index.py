@@ -58,15 +58,29 @@ def test_low_rank_data_is_pruned_to_few_candidates(monkeypatch):
     assert scored[0] < 300  # a tenth of the rows or fewer are read in full
 
 
-def test_isotropic_data_falls_back_to_a_full_scan_and_stays_exact(monkeypatch):
-    rows = np.random.default_rng(3).normal(size=(2000, 512)).astype(np.float32)
+def test_isotropic_data_is_narrowed_by_the_int8_bound_and_stays_exact(monkeypatch):
+    rows = np.random.default_rng(3).normal(size=(4000, 512)).astype(np.float32)
     index = PrefixIndex.build(ids(len(rows)), rows, p=64)
-    scans = []
-    real = index._full_scan
-    monkeypatch.setattr(index, "_full_scan", lambda q, r: scans.append(len(r)) or real(q, r))
-    q = queries(rows, 1)[0]
-    assert index.top_k(q, 10)[0].tolist() == brute_force(rows, q, 10)[0]
-    assert scans == [2000]
+    passes, scored = [], []
+    real_codes, real_exact = index._code_bounds, index.exact_scores
+    monkeypatch.setattr(index, "_code_bounds", lambda q, r: passes.append(r) or real_codes(q, r))
+    monkeypatch.setattr(index, "exact_scores", lambda q, r: scored.append(len(r)) or real_exact(q, r))
+    for q in queries(rows, 5):
+        assert index.top_k(q, 10)[0].tolist() == brute_force(rows, q, 10)[0]
+    assert passes and passes[0] is None  # the prefix pruned little: one int8 pass over every row
+    assert max(scored) < 400  # and the int8 bound left a tenth of the rows or fewer to read in full
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_both_bounds_hold_for_every_row(dtype):
+    rows = np.vstack([low_rank(500, 300, seed=11), np.random.default_rng(12).normal(size=(500, 300))]).astype(dtype)
+    index = PrefixIndex.build(ids(len(rows)), rows, p=40)
+    everything = np.arange(len(rows))
+    for q in queries(rows.astype(np.float32), 5, seed=13):
+        exact = index.exact_scores(q, everything)
+        for score, slack in (index._bounds(q, None), index._code_bounds(q, None)):
+            assert np.all(np.abs(exact - score) <= slack)
+            assert np.median(slack) < 0.5 * np.linalg.norm(q)  # and they say something
 
 
 def test_ties_keep_row_order_and_k_beyond_n_returns_every_row():
