@@ -98,7 +98,7 @@ def render(store: StoreCache, values: dict) -> tuple:
                 "")
     v = resolve(data, values)
     models = [(x.label, x.key) for x in v["lineages"]]
-    controls = (gr.update(choices=v["datasets"], value=v["dataset"]), gr.update(choices=v["methods"], value=v["method"]),
+    controls = (gr.update(choices=v["datasets"], value=v["dataset"]), gr.update(choices=[(METHOD_LABELS.get(m, m), m) for m in v["methods"]], value=v["method"]),
                 gr.update(choices=models, value=v["model_a"]), gr.update(choices=v["stages_a"], value=v["stage_a"]),
                 gr.update(choices=models, value=v["model_b"]), gr.update(choices=v["stages_b"], value=v["stage_b"]),
                 v["pairs"])
@@ -111,7 +111,7 @@ def build(ctx: Context) -> None:
                 "both maps show the same pairs. Maps come from `vlmembed project`.")
     with gr.Row():
         dataset = gr.Dropdown([], label="Dataset", elem_id="al-dataset", allow_custom_value=True)
-        method = gr.Radio(["umap", "tsne", "pca"], label="Projection", elem_id="al-method")
+        method = gr.Radio([(METHOD_LABELS[m], m) for m in ("umap", "tsne", "pca")], label="Projection", elem_id="al-method")
         pairs = gr.Slider(3, MAX_PAIRS, value=DEFAULT_PAIRS, step=1, label="Pairs shown", elem_id="al-pairs")
     with gr.Row():
         model_a = gr.Dropdown([], label="Model A", elem_id="al-model-a", allow_custom_value=True)

@@ -131,3 +131,29 @@ def test_pca_map_of_many_dimensions_matches_the_exact_svd():
     got = pca_2d(x)
     for axis in range(2):  # the same axes, up to sign
         assert abs(np.corrcoef(got[:, axis], exact[:, axis])[0, 1]) > 0.999
+
+
+def test_umap_maps_say_they_are_drawn_from_a_pca_and_the_reduction_keeps_the_axes():
+    from pipeline.analysis.projection import METHOD_LABELS, UMAP_PCA_DIMS, pca_reduce
+
+    assert f"{UMAP_PCA_DIMS}-d PCA" in METHOD_LABELS["umap"] and "PCA" not in METHOD_LABELS["tsne"]
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=(6000, 3)) @ rng.normal(size=(3, 400)) * 5
+    reduced = pca_reduce(signal + rng.normal(size=(6000, 400)), 10)  # fitted on a sample of the rows
+    assert reduced.shape == (6000, 10)
+    assert np.var(reduced[:, :3], axis=0).min() > 20 * np.var(reduced[:, 3:], axis=0).max()
+
+
+def test_float32_metrics_match_the_float64_definition():
+    rng = np.random.default_rng(6)
+    q, t = rng.normal(size=(300, 64)), rng.normal(size=(300, 64)) + 0.5 * rng.normal(size=(300, 64))
+    t[:150] = q[:150] + 0.1 * rng.normal(size=(150, 64))  # half the pairs close: recall well inside (0, 100)
+    got = alignment_metrics(q, t)
+    qu, tu = _unit(q), _unit(t)
+    points = np.vstack([qu, tu])
+    sq = np.clip(2 - 2 * points @ points.T, 0, None)[np.triu_indices(600, k=1)]
+    assert got["uniformity"] == pytest.approx(np.log(np.mean(np.exp(-2 * sq))), abs=1e-5)
+    sims = qu @ tu.T
+    assert got["q2t_recall@1"] == pytest.approx(np.mean(sims.argmax(1) == np.arange(300)) * 100)
+    assert got["t2q_recall@1"] == pytest.approx(np.mean(sims.argmax(0) == np.arange(300)) * 100)
+    assert got["alignment"] == pytest.approx(np.mean(np.sum((qu - tu) ** 2, axis=1)), rel=1e-12)
