@@ -113,7 +113,8 @@ def duckdb_side(rows: np.ndarray, qs: np.ndarray, truth: list, sql_queries: int)
     return out
 
 
-def measure(kind: str, n: int, dim: int, queries: int, sql_queries: int, noise_energy: float) -> dict:
+def measure(kind: str, n: int, dim: int, queries: int, sql_queries: int, noise_energy: float,
+            dtypes: tuple[str, ...] = ("float32", "float16")) -> dict:
     from pipeline.search.index import CandidateIndex
     from pipeline.search.prefix_index import PrefixIndex
 
@@ -126,7 +127,7 @@ def measure(kind: str, n: int, dim: int, queries: int, sql_queries: int, noise_e
     times, truth = timed(lambda q: [r for r, _ in brute.search(q, K)], qs)
     truth = [[int(i[1:]) for i in t] for t in truth]
     result["brute_force"] = summary(times)
-    for dtype in (np.float32, np.float16):
+    for dtype in map(np.dtype, dtypes):
         start = time.perf_counter()
         index = PrefixIndex.build(ids, rows.astype(dtype, copy=False))
         build_s = time.perf_counter() - start
@@ -154,6 +155,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, nargs="+", default=[4096, 256], help="one per --candidates")
     parser.add_argument("--data", nargs="+", default=["clustered", "isotropic"], choices=["clustered", "isotropic"])
     parser.add_argument("--noise-energy", type=float, default=0.2)
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float16"], choices=["float32", "float16"],
+                        help="how the index's rows are stored (float16: as issue 18's store may keep them)")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--sql-queries", type=int, default=10, help="DuckDB is slower; fewer of its queries")
     parser.add_argument("--out", type=Path, default=RESULTS / "topk.json")
@@ -162,7 +165,7 @@ def main() -> None:
         raise SystemExit("give one --dim per --candidates")
     cores = sorted(os.sched_getaffinity(0))[:CORES]
     os.sched_setaffinity(0, cores)
-    runs = [measure(kind, n, dim, args.queries, args.sql_queries, args.noise_energy)
+    runs = [measure(kind, n, dim, args.queries, args.sql_queries, args.noise_energy, tuple(args.dtypes))
             for n, dim in zip(args.candidates, args.dim, strict=True) for kind in args.data]
     out = {"what": f"top-{K} over stored candidates, no encoder; exact answers checked against brute force",
            "target_p50_ms": TARGET_P50_MS, "cores": cores, "runs": runs,

@@ -48,6 +48,7 @@ BASIS_SAMPLE_ROWS = 4096  # rows the principal directions are fitted on
 CHUNK_ROWS = 8192  # rows per step of a build or a full scan: bounded transient memory
 RERANK_ROWS = 64  # more prefix survivors than this: narrow them with the int8 codes (4x fewer bytes) first
 FULL_PASS_FRACTION = 0.5  # more survivors than this share: one int8 pass over every row (no gather)
+PREFIX_RECHECK = 16  # while the prefix prunes too little, it is tried again every this many queries
 _U32 = 2.0 ** -24  # float32 unit roundoff
 
 
@@ -108,6 +109,10 @@ class PrefixIndex:
     code_norm: np.ndarray  # (N,) float64: code_scale * ||codes||
     code_error: np.ndarray  # (N,) float64: ||unit row - code_scale * codes||, rounded up
     _row_of: dict[str, int] | None = field(default=None, init=False, repr=False)
+    # When the prefix bound keeps most rows (isotropic data, or few dimensions), its pass only adds
+    # cost: later queries go straight to the int8 pass, and every PREFIX_RECHECK-th one tries it again.
+    _prefix_loose: bool = field(default=False, init=False, repr=False)
+    _queries: int = field(default=0, init=False, repr=False)
 
     # -- building and files ----------------------------------------------------------------
     @classmethod
@@ -231,14 +236,19 @@ class PrefixIndex:
         slack = self.code_norm[pick] * remainder + self.code_error[pick] * float(np.linalg.norm(q64)) + 1e-9
         return score, slack
 
+    def _int8_pass(self, q: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+        """Survivors of the int8 bound among `rows`, from one contiguous pass over every row's codes."""
+        score, slack = self._code_bounds(q, None)
+        if len(rows) != len(score):
+            score, slack = score[rows], slack[rows]
+        return rows[_survivors(score - slack, score + slack, k)]
+
     def _narrow(self, q: np.ndarray, rows: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
         """The prefix survivors `rows[keep]`, narrowed by the int8 bound when there are many."""
         if len(keep) <= max(RERANK_ROWS, 4 * k):
             return rows[keep]
         if len(keep) > FULL_PASS_FRACTION * len(self.item_ids):
-            score, slack = self._code_bounds(q, None)  # every row in one contiguous pass
-            score, slack = score[rows], slack[rows]
-            return rows[_survivors(score - slack, score + slack, k)]
+            return self._int8_pass(q, rows, k)
         sub = rows[keep]
         score, slack = self._code_bounds(q, sub)
         return sub[_survivors(score - slack, score + slack, k)]
@@ -256,8 +266,14 @@ class PrefixIndex:
         rows = np.arange(len(self.item_ids)) if pool is None else np.asarray(pool, dtype=np.int64)
         if k <= 0 or len(rows) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        score, slack = self._bounds(q, pool)
-        candidates = self._narrow(q, rows, _survivors(score - slack, score + slack, k), k)
+        self._queries += 1
+        if self._prefix_loose and self._queries % PREFIX_RECHECK:
+            candidates = self._int8_pass(q, rows, k)
+        else:
+            score, slack = self._bounds(q, pool)
+            keep = _survivors(score - slack, score + slack, k)
+            self._prefix_loose = len(keep) > FULL_PASS_FRACTION * len(rows)
+            candidates = self._narrow(q, rows, keep, k)
         exact = self.exact_scores(q, candidates)
         order = np.lexsort((candidates, -exact))[:k]  # by score, then by row for ties
         return candidates[order], exact[order]

@@ -143,3 +143,14 @@ def test_build_reads_rows_in_chunks(monkeypatch):
     index = PrefixIndex.build(ids(len(rows)), rows, p=16)
     q = queries(rows, 1)[0]
     assert index.top_k(q, 10)[0].tolist() == brute_force(rows, q, 10)[0]
+
+
+def test_a_loose_prefix_is_skipped_until_it_is_tried_again(monkeypatch):
+    rows = np.random.default_rng(14).normal(size=(3000, 256)).astype(np.float32)
+    index = PrefixIndex.build(ids(len(rows)), rows, p=32)
+    prefix_passes = []
+    real = index._bounds
+    monkeypatch.setattr(index, "_bounds", lambda q, pool: prefix_passes.append(1) or real(q, pool))
+    for q in queries(rows, prefix_index.PREFIX_RECHECK + 1, seed=15):
+        assert index.top_k(q, 10)[0].tolist() == brute_force(rows, q, 10)[0]
+    assert len(prefix_passes) == 2  # the first query, and the PREFIX_RECHECK-th
