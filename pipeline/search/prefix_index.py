@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the files' meaning changes; older folders are rebuilt
 BASIS_SAMPLE_ROWS = 4096  # rows the principal directions are fitted on
-CHUNK_ROWS = 8192  # rows per step of a build or a full scan: bounded transient memory
+CHUNK_ROWS = 2048  # rows per step of a build (float64 temporaries: about 70 MB each at 4096-d) or a rank count
 RERANK_ROWS = 64  # more prefix survivors than this: narrow them with the int8 codes (4x fewer bytes) first
 FULL_PASS_FRACTION = 0.5  # more survivors than this share: one int8 pass over every row (no gather)
 PREFIX_RECHECK = 16  # while the prefix prunes too little, it is tried again every this many queries
