@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 from app import alignment_view
+from pipeline.analysis.projection import METHOD_LABELS
 from pipeline.search import SearchEngine, SearchResult
 
 CSS = """
@@ -77,7 +78,7 @@ def maps_html(engine: SearchEngine, result: SearchResult, max_pairs: int = 120) 
         points = found[0]
         pairs = engine.reader.pairs(a.placement.dataset)
         sample = alignment_view.sample_pairs(pairs, [points], max_pairs)
-        title = f"{a.run.title} · {a.placement.dataset} ({a.placement.method})"
+        title = f"{a.run.title} · {a.placement.dataset} ({METHOD_LABELS.get(a.placement.method, a.placement.method)})"
         panels.append(alignment_view.map_html(title, points, sample, alignment_view.COLOURS[len(panels) % 2],
                                   star=(a.placement.x, a.placement.y, f"your query: {result.query}")))
     if not panels:

@@ -1,6 +1,12 @@
 """How fast the dashboard feels: first load, tab switch, filter update and SQL round trip.
 
     python bench/bench_app.py [--trials 20] [--paper-only] [--no-browser] [--fresh-start]
+    python bench/bench_app.py --search-only [--search-runs 8 --search-rows 12000 --search-dim 4096]
+
+`--search-only` measures the Live retrieval tab instead, on a store with items and embeddings
+(8 runs of 12k x 4096 by default, all ticked): the first search and warm ones, and the
+process's resident memory (target: warm < 500 ms, RSS < 1.5 GB plus the encoders; the bench
+stubs the encoders, see `stub_encoders`).
 
 Measured in one run, side by side, on the default store content (the paper's numbers,
 plus synthetic demo runs unless --paper-only) served in-process:
@@ -287,7 +293,22 @@ def main() -> int:
     parser.add_argument("--no-browser", action="store_true", help="gradio_client only")
     parser.add_argument("--fresh-start", action="store_true",
                         help="also time `vlmembed app` on an empty home until every tab has content (minutes)")
+    parser.add_argument("--search-only", action="store_true",
+                        help="only the search tab on a store with items and embeddings (bench/results/app_search.json)")
+    parser.add_argument("--search-runs", type=int, default=8)
+    parser.add_argument("--search-rows", type=int, default=12_000)
+    parser.add_argument("--search-dim", type=int, default=4096)
+    parser.add_argument("--search-store", type=Path, help="keep (and reuse) the search store in this folder")
     args = parser.parse_args()
+    if args.search_only:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        out = bench_search(args.search_runs, args.search_rows, args.search_dim, args.trials, args.search_store)
+        out["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        print(json.dumps(out, indent=1))
+        (RESULTS.parent / "app_search.json").write_text(json.dumps(out, indent=1) + "\n")
+        return 0
 
     import logging
 
@@ -326,6 +347,105 @@ def main() -> int:
     }, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
+
+
+# -- the search tab on a store with items and embeddings (issue 18) ----------------------------
+SEARCH_TARGET_WARM_MS = 500
+SEARCH_RSS_TARGET_GB = 1.5
+
+
+def build_search_store(path: Path, runs: int, rows: int, dim: int) -> list[str]:
+    """A store with one retrieval dataset of `rows` text candidates (100 per eval row) and `runs` final
+    runs that embedded every candidate at `dim` (bench_topk's clustered data, a seed per run), written
+    through StoreWriter as the runner does. Returns the run ids."""
+    from bench.bench_topk import make_data
+    from storage import DatasetRecord, DatasetRow, ItemRecord, ModelRecord, RunRecord, StoreWriter
+
+    items = [f"c{i:06d}" for i in range(rows)]
+    queries = [f"q{i:05d}" for i in range(rows // 100)]
+    run_ids = []
+    with StoreWriter(path, fresh=True) as writer:
+        writer.upsert_models([ModelRecord(f"scale-{r}", f"scale model {r}", "autoregressive", "tiny") for r in range(runs)])
+        writer.upsert_datasets([DatasetRecord("scale", "builtin", "retrieval", True, "text", "text")])
+        writer.add_items([ItemRecord(i, "text", text=f"item {i}") for i in items + queries])
+        writer.set_dataset_rows("scale", [DatasetRow("scale", r, q, tuple(items[r * 100:(r + 1) * 100]))
+                                          for r, q in enumerate(queries)])
+    with StoreWriter(path) as writer:  # one publish for all runs: what it costs is bench_store_scale's subject
+        for r in range(runs):
+            vectors, _ = make_data("clustered", rows, 1, dim, noise_energy=0.2, seed=r)
+            writer.add_run(RunRecord(run_id=f"scale:{r}:final", source="pipeline", model=f"scale-{r}", label="final",
+                                     train_task="retrieval", embedding_items=items, embeddings=vectors))
+            run_ids.append(f"scale:{r}:final")
+            print(f"search store: run {r + 1}/{runs} written", flush=True)
+    return run_ids
+
+
+def stub_encoders(dim: int) -> None:
+    """Stand-in encoders (the bench runs have no checkpoints): a query's vector is a seeded unit vector
+    of its text, so every run ranks real stored rows; encoding time is left out of the round trip."""
+    import zlib
+
+    import numpy as np
+
+    from pipeline.search import encoders
+
+    class Stub:
+        def encode(self, example) -> np.ndarray:
+            rng = np.random.default_rng(zlib.crc32(str(example).encode()))
+            v = rng.standard_normal(dim).astype(np.float32)
+            return v / np.linalg.norm(v)
+
+    encoders.EncoderPool.get = lambda self, source: Stub()
+    encoders.EncoderSource.of_run = classmethod(lambda cls, checkpoint, config=None: cls(recipe={"stub": True}))
+
+
+def rss_gb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def bench_search_tab(url: str, run_ids: list[str], trials: int) -> dict:
+    """The search tab's round trip through gradio_client, every run ticked: the first search (which
+    builds or loads each run's index) and then warm ones, each with a new query text."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+
+    def search(text: str) -> float:
+        start = time.perf_counter()
+        status, _, _, raw, _ = client.predict(None, text, "", "all", run_ids, 10, api_name="/search")
+        elapsed = time.perf_counter() - start
+        assert "error" not in raw and all(len(r["hits"]) == 10 for r in raw["runs"]), status
+        return elapsed
+
+    first_s = search("first query")
+    warm = [search(f"query {i}") for i in range(trials)]
+    return {"runs_ticked": len(run_ids), "first_search_s": round(first_s, 2), "warm_ms": summarise(warm),
+            "rss_gb_after": round(rss_gb(), 2), "rss_target_gb": SEARCH_RSS_TARGET_GB,
+            "warm_target_ms": SEARCH_TARGET_WARM_MS, "encoder": "stub (encoding time left out)"}
+
+
+def bench_search(runs: int, rows: int, dim: int, trials: int, keep: Path | None) -> dict:
+    from app import launch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = (keep or Path(tmp)) / "store.duckdb"
+        start = time.perf_counter()
+        run_ids = ([f"scale:{r}:final" for r in range(runs)] if keep and store.exists()
+                   else build_search_store(store, runs, rows, dim))
+        write_s = time.perf_counter() - start
+        stub_encoders(dim)
+        rss_before = rss_gb()
+        blocks, url = launch(store, port=_free_port(), block=False)
+        try:
+            result = bench_search_tab(url, run_ids, trials)
+        finally:
+            blocks.close()
+    return {"store": f"{runs} runs x {rows} candidates x {dim}-d (clustered data, see bench_topk)",
+            "store_write_s": round(write_s, 1), "rss_gb_before_app": round(rss_before, 2), **result,
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _free_port() -> int:

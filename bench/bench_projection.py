@@ -1,15 +1,16 @@
 """How long `vlmembed project` takes for one (run, dataset): 10k query/target pairs, UMAP.
 
     python bench/bench_projection.py [--pairs 10000] [--dim 256] [--trials 3]
+    python bench/bench_projection.py --dim 4096 --out bench/results/projection_4096.json   # real size
 
-Synthetic 256-d embeddings with class structure and a modality gap (targets shifted),
+Synthetic embeddings (256-d by default; the paper's models give 3584-4096) with class structure and a modality gap (targets shifted),
 all items distinct, so the map has 2 x pairs points. Timed through
 `pipeline.analysis.store_projections.project_pairs`: the projection plus every alignment
 metric, exactly the pipeline's per-(run, dataset) work. The process is pinned to 2 cores.
 
 The first UMAP call in a process also compiles UMAP's numba kernels; it is reported
 separately as `umap_cold_s` and is what `vlmembed project` pays once per process. Target:
-cold and warm <= 30 s on 2 cores. Results go to bench/results/projection.json.
+cold and warm <= 20 s on 2 cores at 4096-d. Results go to bench/results/projection.json.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 CORES = 2
 os.environ.setdefault("NUMBA_NUM_THREADS", str(CORES))
 RESULTS = ROOT / "bench" / "results" / "projection.json"
-TARGET_S = 30.0
+TARGET_S = 20.0
 
 
 def pin_cores(n: int) -> list[int]:
@@ -75,15 +76,24 @@ def main() -> None:
             assert result is not None and result.xy[method].shape == (2 * args.pairs, 2)
         timings[method] = runs
         print(f"{method}: {', '.join(f'{t:.1f}' for t in runs)} s", flush=True)
+    from pipeline.analysis.alignment import alignment_metrics
+    from pipeline.analysis.projection import UMAP_PCA_DIMS, pca_reduce
+
+    start = time.perf_counter()  # the parts of one warm call, so a miss says where the time goes
+    alignment_metrics(vectors[:args.pairs], vectors[args.pairs:], "image", "text")
+    parts = {"alignment_metrics_s": round(time.perf_counter() - start, 2)}
+    start = time.perf_counter()
+    pca_reduce(vectors, UMAP_PCA_DIMS)
+    parts["pca_50_s"] = round(time.perf_counter() - start, 2)
     cold, warm = timings["umap"][0], timings["umap"][1:]
     out = {
         "what": f"project_pairs: {args.pairs} pairs ({2 * args.pairs} points, {args.dim}-d) to 2-D with UMAP "
                 "plus all alignment metrics",
         "cores": cores, "target_s": TARGET_S,
         "umap_cold_s": round(cold, 2), "umap_warm_s": [round(t, 2) for t in warm],
-        "umap_warm_median_s": round(statistics.median(warm), 2),
-        "meets_target_warm": statistics.median(warm) <= TARGET_S, "meets_target_cold": cold <= TARGET_S,
-        "pca_median_s": round(statistics.median(timings["pca"]), 2),
+        "umap_warm_median_s": round(statistics.median(warm), 2) if warm else None,
+        "meets_target_warm": bool(warm) and statistics.median(warm) <= TARGET_S, "meets_target_cold": cold <= TARGET_S,
+        "pca_median_s": round(statistics.median(timings["pca"]), 2), "parts": parts,
         "metrics": {k: round(v, 4) for k, v in result.metrics.items()} if result else {},
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},

@@ -18,6 +18,7 @@ from app.figures import message_figure
 from app.store import StoreCache
 from app.tabs.base import Context, Tab
 from app.urlstate import Params, track
+from pipeline.analysis.projection import METHOD_LABELS
 from pipeline.demo.status import building_status
 
 KEYS = ("dataset", "method", "model_a", "stage_a", "model_b", "stage_b", "pairs", "view", "grid_stage")
@@ -110,7 +111,7 @@ def views(store: StoreCache, v: dict) -> tuple[str, pd.DataFrame, object, str]:
     data, _ = _data(store)
     table = alignment_view.metrics_table(data.alignment, v["dataset"], shown_runs)
     every = f"all {len(panels)} maps" if len(panels) > 2 else "both maps" if len(panels) == 2 else "the map"
-    caption = (f"{len(sample)} of {len(pairs)} pairs of **{v['dataset']}**, {v['method'].upper()}; the same pairs "
+    caption = (f"{len(sample)} of {len(pairs)} pairs of **{v['dataset']}**, {METHOD_LABELS.get(v['method'], v['method'])}; the same pairs "
                f"on {every}. Hover a marker for its thumbnail and text.")
     size = alignment_view.GRID_SIZE if v["view"] == GRID else alignment_view.SIZE
     return (alignment_view.maps_html(panels, sample, size), table,
@@ -126,7 +127,8 @@ def render(store: StoreCache, values: dict) -> tuple:
     v = resolve(data, values)
     models = [(x.label, x.key) for x in v["lineages"]]
     grid = v["view"] == GRID
-    controls = (gr.update(choices=v["datasets"], value=v["dataset"]), gr.update(choices=v["methods"], value=v["method"]),
+    controls = (gr.update(choices=v["datasets"], value=v["dataset"]), gr.update(choices=[(METHOD_LABELS.get(m, m), m) for m in v["methods"]],
+                                                                                    value=v["method"]),
                 gr.update(choices=models, value=v["model_a"]), gr.update(choices=v["stages_a"], value=v["stage_a"]),
                 gr.update(choices=models, value=v["model_b"]), gr.update(choices=v["stages_b"], value=v["stage_b"]),
                 v["pairs"], v["view"], gr.update(choices=v["grid_stages"], value=v["grid_stage"], visible=grid))
@@ -140,7 +142,7 @@ def build(ctx: Context) -> None:
                 "the same pairs. Maps come from `vlmembed project`.")
     with gr.Row():
         dataset = gr.Dropdown([], label="Dataset", elem_id="al-dataset", allow_custom_value=True)
-        method = gr.Radio(["umap", "tsne", "pca"], label="Projection", elem_id="al-method")
+        method = gr.Radio([(METHOD_LABELS[m], m) for m in ("umap", "tsne", "pca")], label="Projection", elem_id="al-method")
         pairs = gr.Slider(3, MAX_PAIRS, value=DEFAULT_PAIRS, step=1, label="Pairs shown", elem_id="al-pairs")
     with gr.Row():
         view = gr.Radio(VIEWS, value=AB, label="View", elem_id="al-view")

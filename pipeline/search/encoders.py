@@ -8,6 +8,12 @@ remembered (no retry on every query) until its checkpoint files change.
 
 One lock per encoder: a torch module is not re-entered by two requests at once; different
 models encode in parallel.
+
+How many stay loaded is set by the device's memory, not by a count alone: before a load, the
+least recently used encoders are dropped until the free memory (the GPU's, or the host's for the
+CPU) holds the largest encoder loaded so far plus a margin; a load that still runs out of memory
+drops one more and retries. An encoder that does not fit even alone makes its run unavailable
+with that reason; the other runs still answer. `max_loaded` stays as an upper bound.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DEVICE_ENV = "VLMEMBED_DEVICE"
 MAX_ENCODERS_ENV = "VLMEMBED_SEARCH_MAX_ENCODERS"
+FIT_MARGIN = 1.2  # free memory a new encoder needs, in units of the largest one loaded (activations too)
 
 
 class EncoderUnavailable(RuntimeError):
@@ -93,6 +100,12 @@ class LoadedEncoder:
     encoder: Any  # pipeline.models.base.VLMEncoder
     lock: threading.Lock
 
+    @property
+    def nbytes(self) -> int:
+        """Parameter and buffer bytes (what it holds on its device)."""
+        tensors = [*getattr(self.encoder, "parameters", list)(), *getattr(self.encoder, "buffers", list)()]
+        return int(sum(t.numel() * t.element_size() for t in tensors))
+
     def encode(self, example) -> np.ndarray:
         """(D,) float32, unit length."""
         with self.lock:
@@ -110,6 +123,7 @@ class EncoderPool:
         self._failed: dict[Hashable, str] = {}
         self._gates: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._largest = 0  # bytes of the largest encoder loaded so far: the room a new one needs
 
     def get(self, source: EncoderSource) -> LoadedEncoder:
         key = source.key()
@@ -126,11 +140,49 @@ class EncoderPool:
                     return self._loaded[key]
                 if key in self._failed:
                     raise EncoderUnavailable(self._failed[key])
-            loaded = self._load(source, key)
+            loaded = self._load_fitting(source, key)
             with self._lock:
                 self._loaded[key] = loaded
                 while len(self._loaded) > self.max_loaded:
                     self._loaded.popitem(last=False)
+            return loaded
+
+    def _free_bytes(self) -> int:
+        if self.device.startswith("cuda"):
+            import torch
+
+            return int(torch.cuda.mem_get_info(torch.device(self.device))[0])
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+
+    def _drop_oldest(self) -> bool:
+        with self._lock:
+            if not self._loaded:
+                return False
+            key, _ = self._loaded.popitem(last=False)
+        log.info("dropped encoder %s to make room", str(key)[:120])
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+        return True
+
+    def _load_fitting(self, source: EncoderSource, key: Hashable) -> LoadedEncoder:
+        """Load after making room (see the module's note); retry once per encoder dropped on OOM."""
+        while self._loaded and self._free_bytes() < FIT_MARGIN * self._largest and self._drop_oldest():
+            pass
+        while True:
+            try:
+                loaded = self._load(source, key)
+            except EncoderUnavailable as exc:
+                out_of_memory = "out of memory" in str(exc).lower()
+                if out_of_memory and self._drop_oldest():
+                    with self._lock:
+                        self._failed.pop(key, None)
+                    continue
+                raise
+            self._largest = max(self._largest, loaded.nbytes)
             return loaded
 
     def _load(self, source: EncoderSource, key: Hashable) -> LoadedEncoder:

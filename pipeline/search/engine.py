@@ -15,12 +15,14 @@ gets that row's gold candidate marked, with its rank.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,8 @@ import pandas as pd
 
 from pipeline.analysis.projection import METHODS, place
 from pipeline.search.encoders import EncoderPool, EncoderSource, EncoderUnavailable
-from pipeline.search.index import BoundedCache, CandidateIndex
+from pipeline.search.index import BoundedCache
+from pipeline.search.prefix_index import PoolIndex, PrefixIndex
 from pipeline.search.query import Query, QueryError
 from storage import StoreReader
 from storage.vocabulary import META_TASKS
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 CACHE_MB_ENV = "VLMEMBED_SEARCH_CACHE_MB"
 MAX_K = 100
 CARD_CACHE_ITEMS = 20_000
+READ_CHUNK_ITEMS = 4096  # items per embeddings() read while an index is built: bounded memory
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,13 @@ class RunInfo:
     dim: int
     checkpoint: str | None
     config: Any = field(default=None, repr=False, compare=False)
+    stored: str = field(default="", repr=False, compare=False)  # changes when the run's embeddings do
+
+    @property
+    def index_name(self) -> str:
+        """The folder name of this run's saved search index: a new one when the run is replaced."""
+        digest = hashlib.sha1(f"{self.run_id}|{self.stored}|{self.dim}".encode()).hexdigest()[:16]
+        return f"{''.join(c if c.isalnum() else '_' for c in self.run_id)[:40]}-{digest}"
 
     @property
     def title(self) -> str:
@@ -197,7 +208,9 @@ class SearchEngine:
         self.reader = reader
         self.encoders = EncoderPool(device, max_encoders)
         budget = (cache_mb or int(os.environ.get(CACHE_MB_ENV, "1024"))) * 2**20
-        self._indexes = BoundedCache(budget)
+        self._indexes = BoundedCache(budget)  # PrefixIndex by run, across store versions
+        self._pools = BoundedCache(budget // 16)  # PoolIndex (row selections) by version, run and pool
+        self.index_builds = 0  # indexes built (not loaded) by this engine: a bench and a test read it
         self._maps = BoundedCache(budget // 4, size_of=lambda v: v[1].nbytes + v[0].memory_usage(deep=True).sum())
         self._cards = BoundedCache(CARD_CACHE_ITEMS, size_of=lambda v: 1)
         self._view: _StoreView | None = None
@@ -214,7 +227,7 @@ class SearchEngine:
             if self._view is None or self._view.version != version:
                 if self._view is not None:
                     log.info("store changed: search caches cleared")
-                self._indexes.clear()
+                self._pools.clear()  # a run's PrefixIndex stays: its name changes when its rows do
                 self._maps.clear()
                 self._cards.clear()
                 self._view = fresh
@@ -224,7 +237,7 @@ class SearchEngine:
         embedded = self.reader.embedded_runs()
         runs = {r.run_id: RunInfo(r.run_id, r.model, r.label, r.stage, _none_if_nan(r.train_samples),
                                   _none_if_nan(r.train_task), _none_if_nan(r.experiment), int(r.dim),
-                                  _none_if_nan(r.checkpoint), r.config)
+                                  _none_if_nan(r.checkpoint), r.config, f"{r.finished_at}|{r.n_items}")
                 for r in embedded.itertuples()}
         queries: dict[tuple, list[dict]] = {}
         for r in self.reader.eval_queries().itertuples():
@@ -329,17 +342,73 @@ class SearchEngine:
         chosen = targets if not dataset else targets[targets["dataset"] == dataset]
         return sorted(set(chosen["item_id"]))
 
-    def index(self, run_id: str, dataset: str | None) -> CandidateIndex:
-        """The run's candidate embeddings of a pool, as a unit float32 matrix (cached)."""
-        version = self.view().version
+    def index(self, run_id: str, dataset: str | None) -> PoolIndex:
+        """A run's candidates of a pool (a dataset's targets, or every dataset's), cached."""
+        view = self.view()
 
-        def build() -> CandidateIndex:
-            if dataset:
-                return self.index(run_id, None).subset(self.pool(dataset))
-            ids, vecs = self.reader.embeddings(run_id, self.pool(None))
-            return CandidateIndex(ids, vecs)
+        def build() -> PoolIndex:
+            return PoolIndex.of_items(self.run_index(view.runs[run_id]), self.pool(dataset))
 
-        return self._indexes.get((version, run_id, dataset), build)
+        return self._pools.get((view.version, run_id, dataset), build)
+
+    def index_folder(self) -> Path:
+        """Where saved search indexes live: beside the store file."""
+        path = Path(self.reader.path)
+        return path.with_name(f"{path.stem}.search")
+
+    def run_index(self, run: RunInfo) -> PrefixIndex:
+        """The run's PrefixIndex over every item it embedded: memory-mapped from its saved files,
+        built and saved once when they are missing (one build per run, whoever asks first)."""
+
+        def load_or_build() -> PrefixIndex:
+            folder = self.index_folder() / run.index_name
+            ids, rows = self._stored_rows(run, folder)
+            found = PrefixIndex.load(folder, rows)
+            if found is not None:
+                return found
+            start = time.perf_counter()
+            built = PrefixIndex.build(ids, rows)
+            self.index_builds += 1
+            try:
+                built.save(folder)
+                built = PrefixIndex.load(folder, rows) or built  # memory-mapped: pages the OS may drop
+            except OSError as exc:  # a read-only store folder: keep it in memory for this process
+                log.warning("search index for %s not saved (%s); it is rebuilt per process", run.run_id, exc)
+            log.info("search index of %s: %d x %d built in %.1f s", run.run_id, len(built.item_ids), built.dim,
+                     time.perf_counter() - start)
+            return built
+
+        return self._indexes.get(run.index_name, load_or_build)
+
+    def _stored_rows(self, run: RunInfo, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, (N, D) rows) the run stored, ideally a memory map of the store's own file.
+
+        SWITCH HERE when storage offers a memory-mapped matrix (issue 18, StoreReader.embedding_matrix):
+        return it (float16 or float32) with its ids instead of this copy. Until then the rows are read
+        from DuckDB in chunks of READ_CHUNK_ITEMS into `<folder>.rows.npy` (float32), once per run.
+        """
+        rows_file = folder.with_name(folder.name + ".rows.npy")
+        ids_file = folder.with_name(folder.name + ".ids.npy")
+        if not (rows_file.is_file() and ids_file.is_file()):
+            self._copy_rows(run, rows_file, ids_file)
+        ids = np.load(ids_file, mmap_mode="r")
+        return ids, np.load(rows_file, mmap_mode="r")[:len(ids)]
+
+    def _copy_rows(self, run: RunInfo, rows_file: Path, ids_file: Path) -> None:
+        universe = sorted(set(self.reader.dataset_items()["item_id"]))
+        rows_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = rows_file.with_name(f"{rows_file.name}.tmp-{os.getpid()}")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(universe), run.dim))
+        ids: list[str] = []
+        for a in range(0, len(universe), READ_CHUNK_ITEMS):
+            found, vecs = self.reader.embeddings(run.run_id, universe[a:a + READ_CHUNK_ITEMS])
+            out[len(ids):len(ids) + len(found)] = vecs
+            ids.extend(found)
+        out.flush()
+        del out
+        np.save(ids_file.with_name(ids_file.name + ".tmp.npy"), np.asarray(ids, dtype=str))
+        os.replace(tmp, rows_file)  # the rows first: ids present means rows complete
+        os.replace(ids_file.with_name(ids_file.name + ".tmp.npy"), ids_file)
 
     def cards(self, item_ids: Sequence[str]) -> dict[str, dict]:
         """modality, text and thumbnail of items, from a per-version cache."""

@@ -93,3 +93,67 @@ def test_exact_knn_puts_each_point_first_even_among_duplicates():
     assert (distances[:, 0] == 0).all()
     # The other two neighbours are the point's copies, in index order.
     assert all(set(row) == set(range(3 * (i // 3), 3 * (i // 3) + 3)) for i, row in enumerate(indices))
+
+
+def _recall_by_full_matrix(q, t, q_ids, t_ids):
+    """The definition, directly: every distinct query's argmax over the whole similarity matrix."""
+    gold = set(zip(q_ids, t_ids, strict=True))
+    qi = {i: n for n, i in reversed(list(enumerate(q_ids)))}
+    ti = {i: n for n, i in reversed(list(enumerate(t_ids)))}
+    qs, ts = sorted(qi), sorted(ti)
+    sims = _unit(q[[qi[i] for i in qs]]) @ _unit(t[[ti[i] for i in ts]]).T
+    q2t = np.mean([(a, ts[j]) in gold for a, j in zip(qs, sims.argmax(axis=1), strict=True)]) * 100
+    t2q = np.mean([(qs[j], b) in gold for b, j in zip(ts, sims.argmax(axis=0), strict=True)]) * 100
+    return q2t, t2q
+
+
+def test_one_matrix_gives_both_directions_as_two_would(monkeypatch):
+    import pipeline.analysis.alignment as alignment
+
+    monkeypatch.setattr(alignment, "RECALL_BLOCK", 7)  # several blocks, so the column maxima cross them
+    rng = np.random.default_rng(3)
+    q, t = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
+    t[5] = t[9]  # a tie across blocks: the first row wins, as argmax over the whole matrix
+    q_ids = [f"q{i}" for i in range(40)]
+    t_ids = [f"label{i % 6}" for i in range(40)]  # classification: many queries share a target
+    q2t, t2q = alignment.recall_both_ways(q, t, q_ids, t_ids)
+    assert (q2t, t2q) == pytest.approx(_recall_by_full_matrix(q, t, q_ids, t_ids))
+    assert 0 < q2t < 100
+
+
+def test_pca_map_of_many_dimensions_matches_the_exact_svd():
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(600, 300)) + np.outer(rng.normal(size=600), rng.normal(size=300)) * 6
+         + np.outer(rng.normal(size=600), rng.normal(size=300)) * 3)  # two clear axes above the noise
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    exact = centred @ vt[:2].T
+    got = pca_2d(x)
+    for axis in range(2):  # the same axes, up to sign
+        assert abs(np.corrcoef(got[:, axis], exact[:, axis])[0, 1]) > 0.999
+
+
+def test_umap_maps_say_they_are_drawn_from_a_pca_and_the_reduction_keeps_the_axes():
+    from pipeline.analysis.projection import METHOD_LABELS, UMAP_PCA_DIMS, pca_reduce
+
+    assert f"{UMAP_PCA_DIMS}-d PCA" in METHOD_LABELS["umap"] and "PCA" not in METHOD_LABELS["tsne"]
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=(6000, 3)) @ rng.normal(size=(3, 400)) * 5
+    reduced = pca_reduce(signal + rng.normal(size=(6000, 400)), 10)  # fitted on a sample of the rows
+    assert reduced.shape == (6000, 10)
+    assert np.var(reduced[:, :3], axis=0).min() > 20 * np.var(reduced[:, 3:], axis=0).max()
+
+
+def test_float32_metrics_match_the_float64_definition():
+    rng = np.random.default_rng(6)
+    q, t = rng.normal(size=(300, 64)), rng.normal(size=(300, 64)) + 0.5 * rng.normal(size=(300, 64))
+    t[:150] = q[:150] + 0.1 * rng.normal(size=(150, 64))  # half the pairs close: recall well inside (0, 100)
+    got = alignment_metrics(q, t)
+    qu, tu = _unit(q), _unit(t)
+    points = np.vstack([qu, tu])
+    sq = np.clip(2 - 2 * points @ points.T, 0, None)[np.triu_indices(600, k=1)]
+    assert got["uniformity"] == pytest.approx(np.log(np.mean(np.exp(-2 * sq))), abs=1e-5)
+    sims = qu @ tu.T
+    assert got["q2t_recall@1"] == pytest.approx(np.mean(sims.argmax(1) == np.arange(300)) * 100)
+    assert got["t2q_recall@1"] == pytest.approx(np.mean(sims.argmax(0) == np.arange(300)) * 100)
+    assert got["alignment"] == pytest.approx(np.mean(np.sum((qu - tu) ** 2, axis=1)), rel=1e-12)

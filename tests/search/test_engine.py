@@ -207,3 +207,23 @@ def test_a_model_with_only_zero_shot_runs_is_searched_with_one_until_its_final_l
     early = [_run("A", "vqa"), _run("B", None, "zero-shot"), _run("B", None, "zero-shot")]
     assert choose_runs(early, "vqa") == ["demo:A:vqa:final", "demo:B:None:zero-shot-8"]
     assert choose_runs([*early, _run("B", "retrieval")], "vqa") == ["demo:A:vqa:final"]  # a final of another task
+
+
+def test_a_saved_search_index_is_loaded_not_rebuilt_even_after_eviction(embedded_store, tmp_path):
+    path = tmp_path / "store.duckdb"
+    shutil.copy(embedded_store.path, path)
+    first = SearchEngine(StoreReader(path))
+    answers = first.search(Query.build(text="red"), k=3).answers
+    assert first.index_builds == len(answers) == 2
+    second = SearchEngine(StoreReader(path))  # another process, or the app after a restart
+    second._indexes.max_bytes = 1  # room for one run's index: every other search evicts one
+    for _ in range(3):
+        again = second.search(Query.build(text="red"), k=3).answers
+        assert len(second._indexes) == 1  # the byte bound holds: the older run's index was dropped
+    assert second.index_builds == 0
+    assert [[h.item_id for h in a.hits] for a in again] == [[h.item_id for h in a.hits] for a in answers]
+    ids, vecs = second.reader.embeddings(answers[0].run.run_id, second.pool(None))
+    brute = CandidateIndex(ids, vecs).search(np.asarray(second.encoders.get(
+        EncoderSource.of_run(answers[0].run.checkpoint, answers[0].run.config)).encode(
+            Query.build(text="red").example())), 3)
+    assert [i for i, _ in brute] == [h.item_id for h in again[0].hits]
