@@ -40,12 +40,14 @@ from pipeline.models.base import (
 )
 from pipeline.models.checkpoint import resolve_local, write_state_dict
 from pipeline.models.families._transformers_vlm import load_vlm
+from pipeline.models.lora import VLM2VEC_LORA_TARGETS
 from pipeline.models.prompting import pad_sequences, tokenize_segments
 
 log = logging.getLogger(__name__)
 
-# The linear layers of a CLIP / SigLIP encoder block: attention q/k/v/out and the two MLP layers.
-TOWER_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+# LoRA targets in both towers: VLM2Vec's default `lora_target_modules` (pipeline.models.lora) cut to the
+# layers a CLIP / SigLIP encoder block has, its attention projections (the MLP's fc1/fc2 are not in that list).
+TOWER_PROJECTIONS = tuple(t for t in VLM2VEC_LORA_TARGETS if t in ("q_proj", "k_proj", "v_proj", "out_proj"))
 
 
 class DualEncoder(VLMEncoder):
