@@ -31,6 +31,7 @@ PALETTES = {
     "autoregressive": ["#1d4ed8", "#60a5fa", "#1e3a8a", "#93c5fd", "#3b82f6", "#172554"],
     "diffusion": ["#ea580c", "#fdba74", "#9a3412", "#f97316", "#fed7aa", "#7c2d12"],
     "baseline": ["#6b7280", "#9ca3af", "#374151", "#d1d5db"],  # grey: not a model under study
+    "dual-encoder": ["#0f766e", "#5eead4", "#134e4a", "#14b8a6"],  # teal: CLIP-style baselines, beside both paradigms
 }
 BAR_TEXT = dict(textposition="outside", cliponaxis=False)  # values above bars, never cut off
 SPLIT_COLOURS = {"in-domain": "#475569", "OOD": "#f59e0b", "all": "#0f766e"}

@@ -1,4 +1,4 @@
-"""`vlmembed demo`: pretrain, fine-tune and evaluate tiny versions of the four seed VLMs on CPU."""
+"""`vlmembed demo`: pretrain, fine-tune and evaluate tiny versions of the four seed VLMs (and a CLIP-like baseline) on CPU."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 COMMAND = Command(
-    "demo", "build the demo: tiny VLMs of the four seed families, pretrained and fine-tuned on CPU", _add, _run,
+    "demo", "build the demo: tiny VLMs of the four seed families and a CLIP-like baseline, pretrained and fine-tuned on CPU", _add, _run,
     description="Build the default store's demo runs: the paper's numbers plus tiny LLaVA-NeXT-, Qwen2.5-VL-, "
-    "LaViDa- and MMaDA-like models, each pretrained on the built-in benchmark's captions with its own "
-    "paradigm's objective, then contrastively fine-tuned and evaluated per meta-task with the real pipeline. "
+    "LaViDa- and MMaDA-like models and a CLIP-like dual encoder (MMEB's standard baseline), each pretrained on "
+    "the built-in benchmark's captions with its own paradigm's objective, then contrastively fine-tuned and evaluated per meta-task with the real pipeline. "
     "Runs already stored are skipped, so an interrupted demo resumes. Demo runs carry source 'demo'.")

@@ -70,6 +70,11 @@ SEED_FAMILIES = (
     DemoModel("LaViDa-like (tiny demo)", "lavida", cost=1.1),
     DemoModel("MMaDA-like (tiny demo)", "mmada", cost=2.3),  # fits its image tokenizer first
 )
+# MMEB's standard baseline model in miniature: a CLIP dual encoder trained from scratch like the VLM
+# miniatures (same token-embedding start, CLIP's own contrastive pretraining on the captions, then the
+# same fine-tuning and evaluation). Paradigm 'dual-encoder': shown beside the VLMs, never in their AR-vs-diffusion gap.
+DUAL_ENCODER_BASELINES = (DemoModel("CLIP-like (tiny demo)", "clip", cost=0.4),)
+DEMO_MODELS = SEED_FAMILIES + DUAL_ENCODER_BASELINES
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class DemoConfig:
     train_cap: int
     eval_limit: int  # queries per eval dataset
     eval_limit_by_task: dict[str, int] = field(default_factory=dict)  # per meta-task, overriding eval_limit
-    models: tuple[DemoModel, ...] = SEED_FAMILIES
+    models: tuple[DemoModel, ...] = DEMO_MODELS
     meta_tasks: tuple[str, ...] = META_TASKS
     seed: int = 0
     project_method: str | None = "umap"  # 2-D maps for the alignment view (None: skip)

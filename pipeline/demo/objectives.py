@@ -5,7 +5,9 @@
   per sequence, each maskable token replaced by [MASK] with probability t, cross-entropy on
   the masked tokens weighted by 1/t (an upper bound on the negative log-likelihood). For
   MMaDA the image-code tokens are maskable too: it learns to predict image codes, as its
-  text-to-image objective does.
+  text-to-image objective does;
+* dual-encoder: the family's own image-caption contrastive loss (CLIP's softmax InfoNCE over
+  the batch, SigLIP's pairwise sigmoid loss), as transformers computes it.
 """
 
 from __future__ import annotations
@@ -68,4 +70,6 @@ def paradigm_loss(encoder: VLMEncoder, batch: Batch, generator: torch.Generator)
     """The objective of the family's own paradigm (read from its spec, not its name)."""
     if encoder.spec.paradigm == "autoregressive":
         return next_token_loss(encoder, batch)
+    if encoder.spec.paradigm == "dual-encoder":
+        return encoder.image_text_loss(batch)  # type: ignore[attr-defined] - pipeline.models.families._dual_encoder
     return masked_diffusion_loss(encoder, batch, generator)

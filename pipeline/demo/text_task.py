@@ -23,7 +23,7 @@ from pipeline.models.registry import get_family
 from pipeline.runner import ExperimentRunner, resolve_data_root
 from storage import StoreWriter
 from storage.paths import vlmembed_home
-from storage.vocabulary import TEXT_META_TASK
+from storage.vocabulary import COMPARED_PARADIGMS, TEXT_META_TASK
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,11 @@ TRAINED_ON = "retrieval"
 
 
 def text_settings(family: str) -> list[tuple[str, dict]]:
-    """(variant, EncoderOptions overrides): the family's own paradigm setting as 'default', then the other."""
+    """(variant, EncoderOptions overrides): the family's own paradigm setting as 'default', then the other.
+    A dual encoder's text tower has one setting (its heads fix pooling and attention): its own, only."""
     spec = get_family(family).spec
+    if spec.paradigm not in COMPARED_PARADIGMS:
+        return [("default", {})]
     if spec.paradigm == "diffusion":
         return [("default", BIDIRECTIONAL_MEAN), ("causal-last", CAUSAL_LAST)]
     own = CAUSAL_LAST if spec.pooling == "last" else {"attention": "causal", "pooling": spec.pooling}

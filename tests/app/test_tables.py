@@ -40,6 +40,25 @@ def test_gap_needs_both_paradigms():
     assert tables.paradigm_gap(averages).empty
 
 
+def test_dual_encoder_rows_stay_in_the_tables_but_out_of_the_paradigm_gap():
+    """A CLIP-style baseline (paradigm 'dual-encoder') keeps its rows and colour, and never becomes the
+    'best autoregressive' or 'best diffusion' model of the gap, even when it scores highest."""
+    from app.figures import model_colours
+
+    scores = pd.DataFrame({
+        "source": "demo", "series": ["ar", "diff", "clip"], "label": ["AR-like", "Diff-like", "CLIP-like"],
+        "source_label": "demo", "model": ["AR-like", "Diff-like", "CLIP-like"],
+        "paradigm": ["autoregressive", "diffusion", "dual-encoder"], "variant": "default", "meta_task": "retrieval",
+        "dataset": "d", "in_domain": True, "value": [10.0, 6.0, 30.0]})
+    averages = tables.meta_task_averages(scores)
+    assert list(averages["paradigm"]) == ["autoregressive", "diffusion", "dual-encoder"]
+    gap = tables.paradigm_gap(averages)
+    assert gap.loc[gap["split"] == "all", ["ar_model", "diffusion_model", "gap"]].iloc[0].tolist() == [
+        "AR-like", "Diff-like", 4.0]
+    colours = model_colours(averages)
+    assert set(colours) == {"AR-like", "Diff-like", "CLIP-like"} and len(set(colours.values())) == 3
+
+
 def test_overview_table_flags_the_printed_average_that_does_not_reproduce(snapshot):
     out = tables.overview_table(snapshot.averages, snapshot.reported)
     paper = out[out["source"] == "paper"].set_index(["model", "meta_task"])
