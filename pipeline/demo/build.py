@@ -403,7 +403,7 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
         tick = time.perf_counter()
         status.running = ["the miniatures' LMs on the text-only task"]
         status.write(store)
-        report.text = text_runs(store, config, progress)
+        report.text = text_runs(store, config, miniature_dir, progress)
         report.seconds["text"] = time.perf_counter() - tick
     if config.baselines:
         tick = time.perf_counter()  # after the build's writer is released: the untrained runs open their own

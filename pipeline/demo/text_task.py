@@ -15,6 +15,7 @@ source 'demo' in the demo's experiment.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,11 +47,10 @@ def text_settings(family: str) -> list[tuple[str, dict]]:
     return [("default", own), ("bidirectional-mean", BIDIRECTIONAL_MEAN)]
 
 
-def text_runs(store: Path, config, progress: bool = True) -> list[str]:
+def text_runs(store: Path, config, miniature_dir: Callable[..., Path], progress: bool = True) -> list[str]:
     """Evaluate every pretrained miniature of `config` (a DemoConfig) on the text task in both settings;
-    runs already stored are skipped, a miniature not pretrained yet is left out (logged)."""
-    from pipeline.demo.build import miniature_dir  # build imports this module
-
+    runs already stored are skipped, a miniature not pretrained yet is left out (logged).
+    `miniature_dir(model, config, home)` is where a miniature was pretrained (the build's own rule)."""
     resolve_data_root(f"builtin:{config.bench}", config.seed, progress)  # adds the text task to an older build
     landed: list[str] = []
     finals = _final_models(store, TRAINED_ON)

@@ -26,9 +26,16 @@ def test_final_means_the_final_run_on_the_chosen_task_and_a_run_id_means_that_ru
 
 
 def test_a_model_without_a_final_run_on_the_task_is_reported_missing():
+    runs = [*RUNS, run("RetOnly", "zero-shot", None, 0), run("RetOnly", "final", "retrieval", 4000)]
+    got = sp.resolve(runs, ["AR", "RetOnly"], {}, "vqa")
+    assert got.run_ids == ["AR:vqa:final:4000"] and got.missing == ["RetOnly"]
+    assert "RetOnly" in got.note("vqa") and sp.Resolved(["x"], []).note("vqa") == ""
+
+
+def test_a_model_with_no_final_run_at_all_is_searched_with_its_zero_shot_run():
+    """Untrained baselines, and every miniature while the demo lands zero-shot runs first."""
     got = sp.resolve(RUNS, ["AR", "Untrained"], {}, "vqa")
-    assert got.run_ids == ["AR:vqa:final:4000"] and got.missing == ["Untrained"]
-    assert "Untrained" in got.note("vqa") and sp.Resolved(["x"], []).note("vqa") == ""
+    assert got.run_ids == ["AR:vqa:final:4000", "Untrained:None:zero-shot:0"] and got.missing == []
 
 
 def test_stage_choices_start_with_final_then_run_in_training_order():
