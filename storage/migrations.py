@@ -141,8 +141,8 @@ def _real_scale(con: duckdb.DuckDBPyConnection, store: str) -> None:
               .fetchall()}
     old_runs = "SELECT DISTINCT run_id FROM embeddings ORDER BY run_id" if "embeddings" in tables else "SELECT 1 WHERE false"
     for (run_id,) in con.execute(old_runs).fetchall():
-        table = con.execute("SELECT item_id, vec FROM embeddings WHERE run_id = ? ORDER BY item_id",
-                            [run_id]).to_arrow_table()
+        table = con.sql("SELECT item_id, vec FROM embeddings WHERE run_id = ? ORDER BY item_id",
+                        params=[run_id]).to_arrow_table()
         ids = table.column("item_id").to_pylist()
         flat = table.column("vec").combine_chunks()
         dim = len(flat[0])

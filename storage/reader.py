@@ -280,8 +280,8 @@ class StoreReader:
         cur = con.cursor()
         try:
             cur.execute(f"USE {CATALOG}")
-            rows = cur.execute('SELECT item_id FROM embedding_rows WHERE run_id = ? ORDER BY "row"',
-                               [run_id]).to_arrow_table()
+            rows = cur.sql('SELECT item_id FROM embedding_rows WHERE run_id = ? ORDER BY "row"',
+                           params=[run_id]).to_arrow_table()
         finally:
             cur.close()
         return rows.column("item_id").to_pylist(), matrix
@@ -297,11 +297,11 @@ class StoreReader:
         try:
             cur.execute(f"USE {CATALOG}")
             if item_ids is None:
-                rel = cur.execute('SELECT item_id, "row" FROM embedding_rows WHERE run_id = ? ORDER BY item_id',
-                                  [run_id])
+                rel = cur.sql('SELECT item_id, "row" FROM embedding_rows WHERE run_id = ? ORDER BY item_id',
+                              params=[run_id])
             else:
-                rel = cur.execute('SELECT item_id, "row" FROM embedding_rows WHERE run_id = ? '
-                                  "AND item_id IN (SELECT unnest(?)) ORDER BY item_id", [run_id, list(item_ids)])
+                rel = cur.sql('SELECT item_id, "row" FROM embedding_rows WHERE run_id = ? '
+                              "AND item_id IN (SELECT unnest(?)) ORDER BY item_id", params=[run_id, list(item_ids)])
             table = rel.to_arrow_table()
         finally:
             cur.close()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from storage import ModelRecord, RunConflictError, StoreBusyError, StoreReader, StoreWriter
+from storage.vectors import vectors_dir
 from tests.storage.helpers import seed_catalogue, toy_run
 
 
@@ -44,16 +45,17 @@ def test_exception_half_way_leaves_no_trace(tmp_path, monkeypatch):
     writer = StoreWriter(path)
     real_insert = StoreWriter._insert_run
 
-    def insert_then_fail(self, con, run):
-        real_insert(self, con, run)  # every row of the run is written ...
+    def insert_then_fail(self, con, run, file):
+        real_insert(self, con, run, file)  # every row of the run is written ...
         raise RuntimeError("disk full")  # ... and then the transaction fails
 
     monkeypatch.setattr(StoreWriter, "_insert_run", insert_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
         writer.add_run(toy_run("r1", ids))
     monkeypatch.setattr(StoreWriter, "_insert_run", real_insert)
-    for table in ("runs", "scores", "embeddings"):
+    for table in ("runs", "scores", "embedding_rows", "embedding_files"):
         assert writer.execute(f"SELECT count(*) FROM {table}")[0][0] == 0, table
+    assert not list(vectors_dir(path).iterdir())  # nor its matrix file
     writer.add_run(toy_run("r2", ids))  # the writer is still usable
     writer.publish()
     assert _count(path, "runs") == 1
