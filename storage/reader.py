@@ -269,46 +269,39 @@ class StoreReader:
         return self._frame("SELECT dataset, item_id, role FROM dataset_items WHERE role = ? ORDER BY dataset, item_id",
                           [role])
 
+    def _rows_of(self, run_id: str, item_ids: Sequence[str] | None,
+                 order: str) -> tuple[np.ndarray | None, list[str], np.ndarray]:
+        """A run's mapped matrix (None when it has none) with item ids and their rows, from one catalogue."""
+        con, matrices = self._current()
+        matrix = matrices.get(run_id)
+        if matrix is None:
+            return None, [], np.zeros(0, dtype=np.int32)
+        sql = 'SELECT item_id, "row" FROM embedding_rows WHERE run_id = ?'
+        params: list = [run_id]
+        if item_ids is not None:
+            sql += " AND item_id IN (SELECT unnest(?))"
+            params.append(list(item_ids))
+        cur = con.cursor()
+        try:
+            cur.execute(f"USE {CATALOG}")
+            table = cur.sql(f"{sql} ORDER BY {order}", params=params).to_arrow_table()
+        finally:
+            cur.close()
+        return matrix, table.column("item_id").to_pylist(), table.column("row").to_numpy()
+
     def embedding_matrix(self, run_id: str) -> tuple[list[str], np.ndarray]:
         """(item ids, (N, D) matrix) of a run, without copying: the matrix is the run's file memory-mapped
         read-only, dtype float16 (L2-normalised rows, aligned with the ids). Row order is the file's
         (the order the run stored them). An unknown run gives ([], a (0, 0) float16 array)."""
-        con, matrices = self._current()
-        matrix = matrices.get(run_id)
-        if matrix is None:
-            return [], np.zeros((0, 0), dtype=np.float16)
-        cur = con.cursor()
-        try:
-            cur.execute(f"USE {CATALOG}")
-            rows = cur.sql('SELECT item_id FROM embedding_rows WHERE run_id = ? ORDER BY "row"',
-                           params=[run_id]).to_arrow_table()
-        finally:
-            cur.close()
-        return rows.column("item_id").to_pylist(), matrix
+        matrix, ids, _ = self._rows_of(run_id, None, '"row"')
+        return (ids, matrix) if matrix is not None else ([], np.zeros((0, 0), dtype=np.float16))
 
     def embeddings(self, run_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
         """(item ids sorted, (N, D) float32) of a run, optionally for given items only (a copy, read from
         the memory-mapped float16 file)."""
-        con, matrices = self._current()
-        matrix = matrices.get(run_id)
-        if matrix is None:
+        matrix, ids, rows = self._rows_of(run_id, item_ids, "item_id")
+        if matrix is None or not ids:
             return [], np.zeros((0, 0), dtype=np.float32)
-        cur = con.cursor()
-        try:
-            cur.execute(f"USE {CATALOG}")
-            if item_ids is None:
-                rel = cur.sql('SELECT item_id, "row" FROM embedding_rows WHERE run_id = ? ORDER BY item_id',
-                              params=[run_id])
-            else:
-                rel = cur.sql('SELECT item_id, "row" FROM embedding_rows WHERE run_id = ? '
-                              "AND item_id IN (SELECT unnest(?)) ORDER BY item_id", params=[run_id, list(item_ids)])
-            table = rel.to_arrow_table()
-        finally:
-            cur.close()
-        ids = table.column("item_id").to_pylist()
-        if not ids:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        rows = table.column("row").to_numpy()
         return ids, np.asarray(matrix[rows], dtype=np.float32)
 
     def embedded_runs(self) -> pd.DataFrame:

@@ -268,3 +268,25 @@ def test_merge_runs_refuses_a_store_of_another_schema_version(tmp_path):
         assert w.execute("SELECT count(*) FROM runs")[0][0] == 0
         # the refused store is detached again
         assert w.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'other'")[0][0] == 0
+
+
+def test_thumbnail_hashes_and_dataset_items_are_kept_when_rows_land(tmp_path):
+    """App start reads them from two small tables instead of hashing every thumbnail and unnesting
+    every candidate list (issue 18)."""
+    import hashlib
+
+    from storage import DatasetRow, ItemRecord
+
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+        w.add_items([ItemRecord("img", "image", thumbnail=b"\x89PNG not really")])
+        w.set_dataset_rows("toy", [DatasetRow("toy", 0, "img", (ids[4], ids[5]))])
+    reader = StoreReader(path)
+    queries = reader.eval_queries()
+    assert queries["thumbnail_md5"].tolist() == [hashlib.md5(b"\x89PNG not really").hexdigest()]
+    # the same value DuckDB's md5 gives, which the 6 -> 7 migration uses for stored items
+    assert reader._frame("SELECT md5(thumbnail) AS h FROM items WHERE item_id = 'img'")["h"][0] == \
+        queries["thumbnail_md5"][0]
+    assert set(map(tuple, reader.dataset_items().values.tolist())) == {
+        ("toy", "img", "query"), ("toy", ids[4], "target"), ("toy", ids[5], "target")}
