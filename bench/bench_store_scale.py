@@ -301,7 +301,7 @@ def main() -> None:
     parser.add_argument("--rows-per-run", type=int, default=21_000, help="~1.3M rows / 61 runs")
     parser.add_argument("--sql-rows", type=int, default=0, help="also time SQL similarity at this many rows")
     parser.add_argument("--big-rows", type=int, default=0, help="also land one run of this many rows (RSS)")
-    parser.add_argument("--publish-only", action="store_true", help="skip app start and search")
+    parser.add_argument("--skip-search", action="store_true", help="skip the search timing (issue 18 part 3's)")
     parser.add_argument("--dir", default=None, help="where to build the store (default: a temp dir)")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -316,10 +316,9 @@ def main() -> None:
     try:
         ids = seed(path, args.rows_per_run)
         rows = publish_all(path, ids, n_runs, args.dim)
-        snapshot_s = view_s = None
         found: dict = {}
-        if not args.publish_only:
-            snapshot_s, view_s = app_start(path)
+        snapshot_s, view_s = app_start(path)
+        if not args.skip_search:
             try:
                 found = search(path, n_runs, args.dim)
             except Exception as exc:  # the search side's API is another module's; report, do not lose the rest
