@@ -1,5 +1,6 @@
-"""The results store: one DuckDB file with runs, scores, embeddings, projections and the
-paper's published numbers. Only this package writes SQL."""
+"""The results store: one DuckDB file with runs, scores, projections and the paper's published
+numbers, and each run's embeddings in a float16 file beside it (`storage.vectors`). Only this
+package writes SQL."""
 
 from storage.console import EXAMPLE_QUERIES, ConsoleResult, run_query
 from storage.errors import (

@@ -60,11 +60,12 @@ EXAMPLE_QUERIES = {
         "FROM runs ORDER BY source, model, train_samples NULLS LAST"
     ),
     "Nearest candidates of one query (cosine over stored vectors)": (
-        "WITH q AS (SELECT vec FROM v_embeddings WHERE role = 'query' LIMIT 1)\n"
-        "SELECT e.item_id, e.text,\n"
-        "       list_cosine_similarity(e.vec, q.vec) AS cosine\n"
-        "FROM v_embeddings e, q\n"
-        "WHERE e.role = 'target' AND e.run_id = (SELECT run_id FROM v_embeddings LIMIT 1)\n"
+        "WITH q AS (SELECT e.run_id, e.\"row\" FROM embedding_rows e\n"
+        "           JOIN dataset_items d ON d.item_id = e.item_id AND d.role = 'query' LIMIT 1)\n"
+        "SELECT e.item_id, i.text,\n"
+        "       embedding_cosine(e.run_id, e.\"row\", q.run_id, q.\"row\") AS cosine\n"
+        "FROM embedding_rows e JOIN q USING (run_id) JOIN items i USING (item_id)\n"
+        "WHERE e.item_id IN (SELECT item_id FROM dataset_items WHERE role = 'target')\n"
         "ORDER BY cosine DESC LIMIT 10"
     ),
 }

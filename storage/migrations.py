@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 
 from storage.errors import StoreSchemaError
 from storage.paper import paper_models
 from storage.records import VISION_FROZEN, VISION_TRAINED
-from storage.schema import INTERVALS_TABLE, SCHEMA_VERSION, TABLES, VIEWS
+from storage.schema import DATASET_ITEMS_OF, INTERVALS_TABLE, SCHEMA_VERSION, TABLES, VIEWS
+from storage.vectors import ensure_functions, vectors_dir, write_matrix
 from storage.vocabulary import PARADIGMS, sql_choices
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -124,9 +126,51 @@ def _dual_encoders_and_text(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"ALTER TABLE {table}_v6 RENAME TO {table}")
 
 
+def _real_scale(con: duckdb.DuckDBPyConnection, store: str) -> None:
+    """6 -> 7 (issue 18): each run's embeddings move to a float16 file beside the store (`storage.vectors`),
+    so a publish no longer copies them; thumbnail md5s and dataset_items are kept, not computed at app start.
+    The files are written before the migrated catalogue is published; if it never is, the next writer
+    removes them."""
+    folder = vectors_dir(Path(store))
+    con.execute("""CREATE TABLE IF NOT EXISTS embedding_files (run_id VARCHAR PRIMARY KEY, file VARCHAR NOT NULL, origin VARCHAR,
+                   dim INTEGER NOT NULL, n_items BIGINT NOT NULL, dtype VARCHAR NOT NULL)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS embedding_rows (run_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL,
+                   dim INTEGER NOT NULL, "row" INTEGER NOT NULL)""")
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_catalog = current_database() AND table_type = 'BASE TABLE'")
+              .fetchall()}
+    old_runs = "SELECT DISTINCT run_id FROM embeddings ORDER BY run_id" if "embeddings" in tables else "SELECT 1 WHERE false"
+    for (run_id,) in con.execute(old_runs).fetchall():
+        table = con.sql("SELECT item_id, vec FROM embeddings WHERE run_id = ? ORDER BY item_id",
+                        params=[run_id]).to_arrow_table()
+        ids = table.column("item_id").to_pylist()
+        flat = table.column("vec").combine_chunks()
+        dim = len(flat[0])
+        matrix = flat.flatten().to_numpy(zero_copy_only=False).reshape(len(ids), dim)
+        file = write_matrix(folder, run_id, matrix)
+        con.execute("INSERT INTO embedding_files VALUES (?, ?, ?, ?, ?, 'float16')",
+                    [run_id, file, str(folder / file), dim, len(ids)])
+        con.execute("INSERT INTO embedding_rows SELECT ?, item_id, ?, (row_number() OVER (ORDER BY item_id) - 1)::INTEGER "
+                    "FROM embeddings WHERE run_id = ?", [run_id, dim, run_id])
+    con.execute("DROP VIEW IF EXISTS v_embeddings")
+    if "embeddings" in tables:
+        con.execute("DROP TABLE embeddings")
+    con.execute("ALTER TABLE items ADD COLUMN IF NOT EXISTS thumbnail_md5 VARCHAR")
+    con.execute("UPDATE items SET thumbnail_md5 = md5(thumbnail) WHERE thumbnail IS NOT NULL")
+    if "dataset_items" not in tables:
+        con.execute("DROP VIEW IF EXISTS dataset_items")
+        con.execute("CREATE TABLE dataset_items (dataset VARCHAR NOT NULL, item_id VARCHAR NOT NULL, "
+                    "role VARCHAR NOT NULL)")
+    con.execute("DELETE FROM dataset_items")
+    con.execute("INSERT INTO dataset_items " + DATASET_ITEMS_OF.format(wanted="SELECT dataset FROM dataset_rows"))
+
+
+_real_scale.needs_store = True  # called with the store's path too (it writes files beside it)
+
+
 # MIGRATIONS[n] turns a version-n store into version n+1.
 MIGRATIONS: dict[int, Migration] = {1: _models_per_variant, 2: _add_intervals, 3: _baseline_source,
-                                    4: _import_sources, 5: _dual_encoders_and_text}
+                                    4: _import_sources, 5: _dual_encoders_and_text, 6: _real_scale}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int | None:
@@ -162,6 +206,7 @@ def ensure_current(con: duckdb.DuckDBPyConnection, path: str, migrations: dict[i
                    target: int = SCHEMA_VERSION) -> int:
     """Create the schema in an empty file or migrate an old one; returns the version found."""
     migrations = MIGRATIONS if migrations is None else migrations
+    ensure_functions(con, vectors_dir(Path(path)))  # the views call them
     version = stored_version(con)
     if version is None:
         con.begin()
@@ -183,7 +228,8 @@ def ensure_current(con: duckdb.DuckDBPyConnection, path: str, migrations: dict[i
     for v in range(version, target):
         con.begin()
         try:
-            migrations[v](con)
+            step = migrations[v]
+            step(con, path) if getattr(step, "needs_store", False) else step(con)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(v + 1)])
             con.commit()
         except Exception:

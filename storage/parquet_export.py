@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage.errors import StoreMissingError
 from storage.migrations import check_readable
+from storage.vectors import CHUNK_ROWS, resolve, vectors_dir
 
 # table -> the SELECT that exports it; {runs} is replaced by the run filter
 TABLES = {
@@ -48,15 +51,25 @@ def export_parquet(store: str | os.PathLike, out: str | os.PathLike,
             con.execute(f"COPY ({select.format(runs=filter_sql)}) TO '{_quoted(path)}' (FORMAT parquet)",
                         params if uses_runs else [])
             written.append(path)
-        dims = [r[0] for r in con.execute(f"SELECT DISTINCT dim FROM embeddings WHERE {filter_sql} ORDER BY dim",
-                                          params).fetchall()]
-        for dim in dims:
+        files = con.execute(f"SELECT run_id, file, origin, dim FROM embedding_files WHERE {filter_sql} "
+                            "ORDER BY dim, run_id", params).fetchall()
+        for dim in sorted({f[3] for f in files}):
             path = out / "embeddings" / f"dim={int(dim)}" / "data.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            # through Arrow: its Parquet writer keeps the fixed-size list type in the file's schema
-            table = con.sql(f"SELECT run_id, item_id, vec::FLOAT[{int(dim)}] AS vec FROM embeddings "
-                            f"WHERE dim = {int(dim)} AND {filter_sql}", params=params or None).to_arrow_table()
-            pq.write_table(table, path)
+            # from the memory-mapped float16 files, a chunk at a time; Arrow's Parquet writer keeps the
+            # fixed-size FLOAT[d] list type in the file's schema
+            schema = pa.schema([("run_id", pa.string()), ("item_id", pa.string()),
+                                ("vec", pa.list_(pa.float32(), int(dim)))])
+            with pq.ParquetWriter(path, schema) as sink:
+                for run_id, file, origin, _ in (f for f in files if f[3] == dim):
+                    matrix = np.load(resolve(vectors_dir(store), file, origin), mmap_mode="r")
+                    ids = [r[0] for r in con.execute('SELECT item_id FROM embedding_rows WHERE run_id = ? ORDER BY "row"',
+                                                     [run_id]).fetchall()]
+                    for start in range(0, len(ids), CHUNK_ROWS):
+                        block = np.asarray(matrix[start:start + CHUNK_ROWS], np.float32)
+                        sink.write_table(pa.table({
+                            "run_id": pa.array([run_id] * len(block)), "item_id": pa.array(ids[start:start + len(block)]),
+                            "vec": pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1)), int(dim))}, schema=schema))
             written.append(path)
         return written
     finally:

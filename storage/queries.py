@@ -27,7 +27,7 @@ def ranked_runs(reader: StoreReader) -> pd.DataFrame:
     has_embeddings."""
     return reader._frame(
         "SELECT r.run_id, r.source, r.model, r.label, r.stage, r.train_task, k.datasets, "
-        "EXISTS (SELECT 1 FROM embeddings e WHERE e.run_id = r.run_id) AS has_embeddings "
+        "EXISTS (SELECT 1 FROM embedding_files e WHERE e.run_id = r.run_id) AS has_embeddings "
         "FROM runs r JOIN (SELECT run_id, list(DISTINCT dataset ORDER BY dataset) AS datasets FROM ranks "
         "GROUP BY run_id) k USING (run_id) WHERE r.status = 'complete' ORDER BY r.source, r.model, r.run_id")
 

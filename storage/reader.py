@@ -3,7 +3,9 @@
 The connection is opened read-only with external access switched off and the
 configuration locked. When a writer swaps a new file in, the next query opens the new
 file; a query already running finishes on the old one (its open handle keeps the old
-file alive), so a swap never breaks a reader mid-query.
+file alive), so a swap never breaks a reader mid-query. Each connection memory-maps the
+embedding files its catalogue names when it opens (`storage.vectors`), so a file a later
+writer removes stays readable to it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd
 from storage.errors import StoreCorruptError, StoreError, StoreLocationError, StoreMissingError
 from storage.migrations import check_readable
 from storage.paths import blocking_file
+from storage.vectors import Matrices, vectors_dir
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,14 @@ def _read_only_host(config: dict) -> duckdb.DuckDBPyConnection:
 
 
 def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
-    """A locked-down read-only connection to a valid, current store (or a clear error).
+    """A locked-down read-only connection to a valid, current store (or a clear error)."""
+    return open_with_matrices(path, memory_limit, threads)[0]
+
+
+def open_with_matrices(path: Path, memory_limit: str = "1GB",
+                       threads: int = 2) -> tuple[duckdb.DuckDBPyConnection, Matrices]:
+    """`open_read_only`, with the embedding matrices its catalogue names (mapped, and callable from SQL
+    through `embedding_vector` / `embedding_cosine`, registered before the configuration is locked).
 
     The store is ATTACHed to a fresh host database rather than opened with `duckdb.connect(path)`:
     DuckDB caches instances by path, which would keep serving the old file after a writer swaps a
@@ -95,6 +105,8 @@ def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2) -> d
         con.execute(f"USE {CATALOG}")
         check_complete(con, path, size)
         check_readable(con, str(path))
+        matrices = Matrices.of_catalogue(con, vectors_dir(path))
+        matrices.register(con)
     except StoreError:
         con.close()
         raise
@@ -103,7 +115,7 @@ def open_read_only(path: Path, memory_limit: str = "1GB", threads: int = 2) -> d
         raise StoreCorruptError(path, str(exc).splitlines()[0]) from exc
     for statement in SAFE_SETTINGS:
         con.execute(statement)
-    return con
+    return con, matrices
 
 
 class StoreReader:
@@ -114,6 +126,7 @@ class StoreReader:
         self.memory_limit = memory_limit
         self._lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
+        self._matrices: Matrices | None = None
         self._stamp: tuple[int, int, int] | None = None
         self._rejected: tuple[int, int, int] | None = None  # a swapped-in file that failed its checks
         self._reconnect_if_swapped()
@@ -126,21 +139,25 @@ class StoreReader:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _reconnect_if_swapped(self) -> duckdb.DuckDBPyConnection:
+        return self._current()[0]
+
+    def _current(self) -> tuple[duckdb.DuckDBPyConnection, Matrices]:
+        """The connection to the last good file and the matrices of that same catalogue."""
         with self._lock:
             stamp = self._file_stamp()
             if self._db is not None and stamp in (self._stamp, self._rejected, None):
-                return self._db  # unchanged, already refused, or mid-swap / removed: keep serving what we have
+                return self._db, self._matrices  # unchanged, refused, or mid-swap / removed: keep serving
             try:
-                fresh = open_read_only(self.path, self.memory_limit)
+                fresh, matrices = open_with_matrices(self.path, self.memory_limit)
             except StoreError as exc:
                 if self._db is None:
                     raise
                 self._rejected = stamp
                 log.warning("refused the new store file at %s, still serving the previous one: %s", self.path, exc)
-                return self._db
+                return self._db, self._matrices
             # The old connection is dropped, not closed: cursors still running on it keep it alive.
-            self._db, self._stamp, self._rejected = fresh, stamp, None
-            return fresh
+            self._db, self._matrices, self._stamp, self._rejected = fresh, matrices, stamp, None
+            return fresh, matrices
 
     def isolated_connection(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own (a DuckDB cursor) to the last good file: its only writable catalog is
@@ -252,34 +269,49 @@ class StoreReader:
         return self._frame("SELECT dataset, item_id, role FROM dataset_items WHERE role = ? ORDER BY dataset, item_id",
                           [role])
 
-    def embeddings(self, run_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-        """(item ids, (N, D) float32) of a run, optionally for given items only."""
-        cur = self.cursor()
+    def _rows_of(self, run_id: str, item_ids: Sequence[str] | None,
+                 order: str) -> tuple[np.ndarray | None, list[str], np.ndarray]:
+        """A run's mapped matrix (None when it has none) with item ids and their rows, from one catalogue."""
+        con, matrices = self._current()
+        matrix = matrices.get(run_id)
+        if matrix is None:
+            return None, [], np.zeros(0, dtype=np.int32)
+        sql = 'SELECT item_id, "row" FROM embedding_rows WHERE run_id = ?'
+        params: list = [run_id]
+        if item_ids is not None:
+            sql += " AND item_id IN (SELECT unnest(?))"
+            params.append(list(item_ids))
+        cur = con.cursor()
         try:
-            if item_ids is None:
-                rel = cur.sql("SELECT item_id, vec FROM embeddings WHERE run_id = ? ORDER BY item_id", params=[run_id])
-            else:
-                rel = cur.sql("SELECT item_id, vec FROM embeddings WHERE run_id = ? "
-                              "AND item_id IN (SELECT unnest(?)) ORDER BY item_id", params=[run_id, list(item_ids)])
-            table = rel.to_arrow_table()
+            cur.execute(f"USE {CATALOG}")
+            table = cur.sql(f"{sql} ORDER BY {order}", params=params).to_arrow_table()
         finally:
             cur.close()
-        ids = table.column("item_id").to_pylist()
-        if not ids:
+        return matrix, table.column("item_id").to_pylist(), table.column("row").to_numpy()
+
+    def embedding_matrix(self, run_id: str) -> tuple[list[str], np.ndarray]:
+        """(item ids, (N, D) matrix) of a run, without copying: the matrix is the run's file memory-mapped
+        read-only, dtype float16 (L2-normalised rows, aligned with the ids). Row order is the file's
+        (the order the run stored them). An unknown run gives ([], a (0, 0) float16 array)."""
+        matrix, ids, _ = self._rows_of(run_id, None, '"row"')
+        return (ids, matrix) if matrix is not None else ([], np.zeros((0, 0), dtype=np.float16))
+
+    def embeddings(self, run_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """(item ids sorted, (N, D) float32) of a run, optionally for given items only (a copy, read from
+        the memory-mapped float16 file)."""
+        matrix, ids, rows = self._rows_of(run_id, item_ids, "item_id")
+        if matrix is None or not ids:
             return [], np.zeros((0, 0), dtype=np.float32)
-        flat = table.column("vec").combine_chunks()
-        dim = len(flat[0])
-        vecs = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(ids), dim)
-        return ids, vecs
+        return ids, np.asarray(matrix[rows], dtype=np.float32)
 
     def embedded_runs(self) -> pd.DataFrame:
         """Runs that stored embeddings, with their dimension and how to rebuild their encoder (live search)."""
         return self._frame(
             "SELECT r.run_id, r.model, r.source, r.label, r.experiment, r.variant, r.stage, r.train_samples, "
             "r.train_task, r.checkpoint, r.config, r.finished_at, m.family, m.paradigm, m.scale, "
-            "any_value(e.dim) AS dim, count(*) AS n_items "
-            "FROM embeddings e JOIN runs r USING (run_id) JOIN models m USING (model, variant) "
-            "WHERE r.status = 'complete' GROUP BY ALL ORDER BY r.model, r.train_samples NULLS LAST, r.run_id"
+            "e.dim, e.n_items "
+            "FROM embedding_files e JOIN runs r USING (run_id) JOIN models m USING (model, variant) "
+            "WHERE r.status = 'complete' ORDER BY r.model, r.train_samples NULLS LAST, r.run_id"
         )
 
     def run_datasets(self, run_id: str) -> list[str]:
@@ -294,16 +326,14 @@ class StoreReader:
         copy of a stored query image has the same one)."""
         return self._frame(
             "SELECT r.dataset, r.row_idx, r.query_item, r.candidates[1] AS gold_item, "
-            "coalesce(q.instruction, '') AS instruction, q.text, md5(q.thumbnail) AS thumbnail_md5 "
+            "coalesce(q.instruction, '') AS instruction, q.text, q.thumbnail_md5 "
             "FROM dataset_rows r JOIN items q ON q.item_id = r.query_item ORDER BY r.dataset, r.row_idx"
         )
 
     def nearest_sql(self, run_id: str, query: np.ndarray, k: int = 10,
                     item_ids: Sequence[str] | None = None) -> pd.DataFrame:
-        """Top-k stored items by cosine similarity, computed by DuckDB (`array_cosine_similarity`).
-
-        The SQL baseline of live search (bench/bench_topk.py); the app ranks in memory instead.
-        """
+        """Top-k stored items by cosine similarity with any vector, computed by DuckDB
+        (`array_cosine_similarity` over the `embeddings` view's lists): the slow general form."""
         vec = np.asarray(query, dtype=np.float32).reshape(-1)
         dim = int(vec.shape[0])
         sql = (f"SELECT item_id, array_cosine_similarity(vec::FLOAT[{dim}], ?::FLOAT[{dim}]) AS score "
@@ -313,6 +343,19 @@ class StoreReader:
             sql += " AND item_id IN (SELECT unnest(?))"
             params.append(list(item_ids))
         return self._frame(sql + " ORDER BY score DESC, item_id LIMIT ?", [*params, int(k)])
+
+    def nearest_to_item_sql(self, run_id: str, query_item: str, k: int = 10,
+                            item_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Top-k items of a run by cosine similarity with one of its stored items, computed in SQL with
+        `embedding_cosine` (the documented fast query; bench/bench_store_scale.py times it)."""
+        sql = ("WITH q AS (SELECT run_id, \"row\" FROM embedding_rows WHERE run_id = ? AND item_id = ?) "
+               "SELECT e.item_id, embedding_cosine(e.run_id, e.\"row\", q.run_id, q.\"row\") AS score "
+               "FROM embedding_rows e, q WHERE e.run_id = q.run_id")
+        params: list = [run_id, query_item]
+        if item_ids is not None:
+            sql += " AND e.item_id IN (SELECT unnest(?))"
+            params.append(list(item_ids))
+        return self._frame(sql + " ORDER BY score DESC, e.item_id LIMIT ?", [*params, int(k)])
 
     def projection(self, run_id: str, dataset: str, method: str) -> pd.DataFrame:
         return self._frame(
@@ -346,7 +389,8 @@ class StoreReader:
         """Row counts of the main tables (for `vlmembed sql` banners and health checks)."""
         counts = {}
         for table in ("models", "datasets", "runs", "scores", "items", "embeddings", "projections", "alignment"):
-            counts[table] = int(self._frame(f"SELECT count(*) AS n FROM {table}")["n"][0])
+            source = "embedding_rows" if table == "embeddings" else table  # the view would read every vector
+            counts[table] = int(self._frame(f"SELECT count(*) AS n FROM {source}")["n"][0])
         return counts
 
     def final_vs_chance(self, source: str = "demo") -> pd.DataFrame:

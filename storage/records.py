@@ -178,7 +178,8 @@ class RunRecord:
                     f"embeddings must be (N, D) with N = len(embedding_items) = {len(self.embedding_items)}, "
                     f"got {emb.shape}"
                 )
-            if not np.isfinite(emb).all():
+            # a block at a time: a 1M x 4096 run must not cost a 4 GB mask
+            if not all(np.isfinite(emb[s:s + 8192]).all() for s in range(0, emb.shape[0], 8192)):
                 raise ValueError(f"run {self.run_id}: embeddings contain NaN or inf")
         elif self.embedding_items:
             raise ValueError("embedding_items given without embeddings")

@@ -11,8 +11,10 @@ from __future__ import annotations
 from storage.vocabulary import PARADIGMS, SOURCES, STAGES, STORED_META_TASKS, sql_choices
 
 # 2: `models` keyed by (model, variant); 3: `intervals`; 4: source and paradigm `baseline`;
-# 5: runs.source admits imported 'mteb' / 'vlm2vec'; 6: paradigm 'dual-encoder', meta-task 'text'
-SCHEMA_VERSION = 6
+# 5: runs.source admits imported 'mteb' / 'vlm2vec'; 6: paradigm 'dual-encoder', meta-task 'text';
+# 7: embeddings in float16 files beside the store (storage/vectors.py), items.thumbnail_md5 and a
+# dataset_items table kept when rows land (app start read them from every row before)
+SCHEMA_VERSION = 7
 
 # 95% intervals of every score (version 3). Written by `pipeline.stats` when a run lands and by
 # `vlmembed stats`; a dataset's row has scope 'dataset', an average's scope 'average' (name = meta-task).
@@ -122,7 +124,8 @@ CREATE TABLE IF NOT EXISTS items (
     instruction VARCHAR,
     text VARCHAR,
     image_path VARCHAR,
-    thumbnail BLOB                        -- small PNG for the dashboard
+    thumbnail BLOB,                       -- small PNG for the dashboard
+    thumbnail_md5 VARCHAR                 -- md5(thumbnail), kept so app start need not hash every thumbnail
 );
 
 CREATE TABLE IF NOT EXISTS dataset_rows (
@@ -133,12 +136,30 @@ CREATE TABLE IF NOT EXISTS dataset_rows (
     PRIMARY KEY (dataset, row_idx)
 );
 
-CREATE TABLE IF NOT EXISTS embeddings (
+-- A run's embeddings are one float16 matrix file, <store>.vectors/<file> (storage/vectors.py);
+-- the `embeddings` view and the embedding_vector / embedding_cosine functions read it.
+CREATE TABLE IF NOT EXISTS embedding_files (
+    run_id VARCHAR PRIMARY KEY,
+    file VARCHAR NOT NULL,                -- name under <store>.vectors/, never reused
+    origin VARCHAR,                       -- absolute path it was written at (a copied store file still finds it)
+    dim INTEGER NOT NULL,
+    n_items BIGINT NOT NULL,
+    dtype VARCHAR NOT NULL                -- 'float16'
+);
+
+CREATE TABLE IF NOT EXISTS embedding_rows (
     run_id VARCHAR NOT NULL,
     item_id VARCHAR NOT NULL,
     dim INTEGER NOT NULL,
-    vec FLOAT[] NOT NULL,                 -- L2-normalised; cast with vec::FLOAT[dim] for array_* functions
-    PRIMARY KEY (run_id, item_id)
+    "row" INTEGER NOT NULL                -- row of the run's matrix file
+);
+
+-- Each dataset's distinct queries and candidates, rewritten with its rows: unnesting every
+-- candidate list at app start took 0.65 s on a quarter-grid store (25.5M ids)
+CREATE TABLE IF NOT EXISTS dataset_items (
+    dataset VARCHAR NOT NULL,
+    item_id VARCHAR NOT NULL,
+    role VARCHAR NOT NULL                 -- 'query' or 'target'
 );
 
 CREATE TABLE IF NOT EXISTS ranks (
@@ -182,10 +203,8 @@ CREATE TABLE IF NOT EXISTS alignment (
 """ + "\n" + INTERVALS_TABLE
 
 VIEWS = """
-CREATE OR REPLACE VIEW dataset_items AS
-    SELECT DISTINCT dataset, query_item AS item_id, 'query' AS role FROM dataset_rows
-    UNION
-    SELECT DISTINCT dataset, unnest(candidates) AS item_id, 'target' AS role FROM dataset_rows;
+CREATE OR REPLACE VIEW embeddings AS  -- vec: L2-normalised, stored as float16, read as FLOAT[]
+    SELECT run_id, item_id, dim, embedding_vector(run_id, "row") AS vec FROM embedding_rows;
 
 CREATE OR REPLACE VIEW v_scores AS
     SELECT r.source, r.run_id, r.model, m.paradigm, d.meta_task, s.dataset, d.in_domain,
@@ -227,4 +246,12 @@ CREATE OR REPLACE VIEW v_intervals AS
     JOIN models m ON m.model = r.model AND m.variant = r.variant
     LEFT JOIN datasets d ON i.scope = 'dataset' AND d.dataset = i.name
     WHERE r.status = 'complete';
+"""
+
+# What dataset_items holds for the datasets in `wanted` (a relation with a `dataset` column).
+DATASET_ITEMS_OF = """
+    SELECT DISTINCT dataset, query_item AS item_id, 'query' AS role FROM dataset_rows WHERE dataset IN ({wanted})
+    UNION
+    SELECT DISTINCT dataset, unnest(candidates) AS item_id, 'target' AS role FROM dataset_rows
+    WHERE dataset IN ({wanted})
 """

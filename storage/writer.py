@@ -2,6 +2,9 @@
 
 A writer works on a private copy of the store file; `publish()` swaps the copy in with
 an atomic rename, so a reader sees the old file or the new one, never half of a change.
+Embedding matrices are not in that file: each run's is written once to its own file beside
+it (`storage.vectors`) before the catalogue naming it is published, so a publish copies only
+the catalogue, whatever the store holds.
 Each `add_run` is one transaction: an exception half-way leaves no trace, and a process
 killed mid-run leaves the published file untouched (its working copy is removed by the
 next writer). One writer at a time, enforced with a lock file.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -41,10 +45,16 @@ from storage.records import (
     ModelRecord,
     RunRecord,
 )
-from storage.schema import SCHEMA_VERSION
+from storage.schema import DATASET_ITEMS_OF, SCHEMA_VERSION
+from storage.vectors import Matrices, link_or_copy, remove_unreferenced, resolve, vectors_dir, write_matrix
 from storage.vocabulary import ROLES
 
 log = logging.getLogger(__name__)
+
+# The DuckDB memory limit of every connection that writes (the writer's, and migrations through it).
+# Embedding matrices bypass DuckDB (written in chunks by numpy), so the catalogue needs little; a query
+# over the limit spills to a temp file beside the store instead of growing the process.
+WRITER_MEMORY_LIMIT = "1GB"
 
 MODEL_COLUMNS = ("model", "variant", "family", "display_name", "paradigm", "attention", "pooling", "vision_encoder",
                  "vision_update", "backbone", "params", "scale", "description")
@@ -60,8 +70,8 @@ class MergeReport:
     conflicting: list[str]  # here with other contents: left alone
 
 
-RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embeddings", "projections", "alignment",
-              "intervals")
+RUN_TABLES = ("scores", "reported_averages", "ranks", "train_log", "embedding_rows", "embedding_files",
+              "projections", "alignment", "intervals")
 
 
 def _insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[tuple]) -> None:
@@ -132,6 +142,8 @@ class StoreWriter:
             ) from None
         _remove_stale_copies(self.path)
         self._work = _work_path(self.path, os.getpid())
+        self._vectors = vectors_dir(self.path)
+        self._written: list[str] = []  # matrix files written since the last publish (removed on abort)
         self._migrations = migrations
         self.con: duckdb.DuckDBPyConnection | None = None
         self._changed = False  # whether the working copy differs from the published file
@@ -152,10 +164,16 @@ class StoreWriter:
         if copied:
             shutil.copyfile(self.path, self._work)
         try:
-            self.con = duckdb.connect(str(self._work))
+            self.con = duckdb.connect(str(self._work), config={"memory_limit": WRITER_MEMORY_LIMIT})
+            self.matrices = Matrices(self._vectors)
+            self.matrices.register(self.con)  # the `embeddings` view calls them
             if copied:
                 check_complete(self.con, self.path, self._work.stat().st_size, _catalog_of(self.con))
             found = ensure_current(self.con, str(self.path), self._migrations)
+            if copied and found == SCHEMA_VERSION:
+                self._collect_garbage()
+            for run_id, file, origin in self.con.execute("SELECT run_id, file, origin FROM embedding_files").fetchall():
+                self.matrices.add(run_id, resolve(self._vectors, file, origin))
             self._changed = not copied or found < SCHEMA_VERSION  # created or migrated
         except duckdb.Error as exc:
             self._discard()
@@ -164,6 +182,12 @@ class StoreWriter:
         except BaseException:
             self._discard()
             raise
+
+    def _collect_garbage(self) -> None:
+        """Remove matrix files the published catalogue does not name (replaced runs, a dead writer's)."""
+        named = [r[0] for r in self.con.execute("SELECT file FROM embedding_files").fetchall()]
+        for name in remove_unreferenced(self._vectors, named):
+            log.info("removed %s, named by no published catalogue", name)
 
     def publish(self, keep_open: bool = False) -> None:
         """Swap the working copy in atomically; with keep_open, continue writing on a new copy."""
@@ -181,6 +205,7 @@ class StoreWriter:
             os.close(dir_fd)
         log.info("published %s", self.path)
         self._changed = False
+        self._written = []
         if keep_open:
             self._open(fresh=False)
         else:
@@ -198,6 +223,9 @@ class StoreWriter:
             self.con = None
         self._work.unlink(missing_ok=True)
         Path(str(self._work) + ".wal").unlink(missing_ok=True)
+        for name in self._written:  # named by no published catalogue
+            (self._vectors / name).unlink(missing_ok=True)
+        self._written = []
 
     def _release(self) -> None:
         if not self._lock_file.closed:
@@ -260,10 +288,11 @@ class StoreWriter:
             "text": [i.text for i in items],
             "image_path": [i.image_path for i in items],
             "thumbnail": pa.array([i.thumbnail for i in items], type=pa.binary()),
+            "thumbnail_md5": [None if i.thumbnail is None else hashlib.md5(i.thumbnail).hexdigest() for i in items],
         })
         with self.transaction() as con:
             con.register("new_items", table)
-            con.execute("INSERT OR IGNORE INTO items SELECT DISTINCT ON (item_id) * FROM new_items")
+            con.execute("INSERT OR IGNORE INTO items BY NAME SELECT DISTINCT ON (item_id) * FROM new_items")
             con.unregister("new_items")
 
     def set_dataset_rows(self, dataset: str, rows: Sequence[DatasetRow]) -> None:
@@ -275,6 +304,13 @@ class StoreWriter:
             con.execute("DELETE FROM dataset_rows WHERE dataset = ?", [dataset])
             _insert_many(con, "INSERT INTO dataset_rows VALUES (?, ?, ?, ?)",
                          [(dataset, r.row_idx, r.query_item, list(r.candidates)) for r in rows])
+            self._refresh_dataset_items(con, "SELECT ?", [dataset])
+
+    @staticmethod
+    def _refresh_dataset_items(con: duckdb.DuckDBPyConnection, wanted: str, params: Sequence = ()) -> None:
+        """Rewrite dataset_items for the datasets `wanted` selects (in the caller's transaction)."""
+        con.execute(f"DELETE FROM dataset_items WHERE dataset IN ({wanted})", list(params))
+        con.execute("INSERT INTO dataset_items " + DATASET_ITEMS_OF.format(wanted=wanted), list(params) * 2)
 
     def _missing_items(self, ids: set[str]) -> set[str]:
         if not ids:
@@ -320,16 +356,31 @@ class StoreWriter:
             missing = self._missing_items(set(run.embedding_items))
             if missing:
                 raise ValueError(f"run {run.run_id}: {len(missing)} embedded items are not in `items`")
-        with self.transaction() as con:
-            exists = con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run.run_id]).fetchone()
-            if exists and not replace:
-                raise RunConflictError(f"run {run.run_id} is already stored; pass replace=True to overwrite it")
-            if exists:
-                self._delete_run(con, run.run_id)
-            self._insert_run(con, run)
+        if len(set(run.embedding_items)) != len(run.embedding_items):
+            raise ValueError(f"run {run.run_id}: embedding_items has repeated item ids; each item is embedded once")
+        exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run.run_id]).fetchall()
+        if exists and not replace:
+            raise RunConflictError(f"run {run.run_id} is already stored; pass replace=True to overwrite it")
+        # The matrix goes to its own file first (outside DuckDB, in chunks); the transaction only names it.
+        file = None
+        if run.embeddings is not None and len(run.embedding_items):
+            file = write_matrix(self._vectors, run.run_id, np.asarray(run.embeddings))
+            self._written.append(file)
+        try:
+            with self.transaction() as con:
+                if exists:
+                    self._delete_run(con, run.run_id)
+                self._insert_run(con, run, file)
+        except BaseException:
+            if file is not None:
+                (self._vectors / file).unlink(missing_ok=True)
+                self._written.remove(file)
+            raise
+        if file is not None:
+            self.matrices.add(run.run_id, self._vectors / file)
         return run.run_id
 
-    def _insert_run(self, con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
+    def _insert_run(self, con: duckdb.DuckDBPyConnection, run: RunRecord, file: str | None) -> None:
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?)",
             [run.run_id, run.source, run.model, run.label, run.variant, run.experiment, run.train_task,
@@ -355,17 +406,15 @@ class StoreWriter:
             con.unregister("new_ranks")
         _insert_many(con, "INSERT INTO train_log VALUES (?, ?, ?, ?, ?)",
                      [(run.run_id, t.step, t.samples, t.loss, t.lr) for t in run.train_log])
-        if run.embeddings is not None and len(run.embedding_items):
-            emb = np.ascontiguousarray(run.embeddings, dtype=np.float32)
-            vecs = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), emb.shape[1]).cast(pa.list_(pa.float32()))
-            con.register("new_embeddings", pa.table({
-                "run_id": [run.run_id] * emb.shape[0],
-                "item_id": run.embedding_items,
-                "dim": pa.array([emb.shape[1]] * emb.shape[0], pa.int32()),
-                "vec": vecs,
-            }))
-            con.execute("INSERT INTO embeddings SELECT * FROM new_embeddings")
-            con.unregister("new_embeddings")
+        if file is not None:
+            n, dim = np.shape(run.embeddings)
+            con.execute("INSERT INTO embedding_files VALUES (?, ?, ?, ?, ?, 'float16')",
+                        [run.run_id, file, str(self._vectors / file), dim, n])
+            con.register("new_rows", pa.table({
+                "run_id": pa.array([run.run_id] * n), "item_id": pa.array(run.embedding_items),
+                "dim": pa.array(np.full(n, dim, np.int32)), "row": pa.array(np.arange(n, dtype=np.int32))}))
+            con.execute("INSERT INTO embedding_rows BY NAME SELECT * FROM new_rows")
+            con.unregister("new_rows")
 
     @staticmethod
     def _delete_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -434,17 +483,28 @@ class StoreWriter:
                 "SELECT run_id FROM other.runs JOIN merged_runs USING (run_id)").fetchall()}
             if missing := sorted(set(run_ids) - found):
                 raise ValueError(f"{other} has no run {missing[0]!r} (and {len(missing) - 1} more missing)")
+            theirs = vectors_dir(other.resolve())
+            files = self.con.execute("SELECT f.run_id, f.file, f.origin FROM other.embedding_files f "
+                                     "JOIN merged_runs USING (run_id)").fetchall()
+            for _run_id, file, origin in files:  # the files first: the transaction below names them
+                if not (self._vectors / file).exists():
+                    self._written.append(link_or_copy(resolve(theirs, file, origin), self._vectors))
             with self.transaction() as con:
                 con.execute("INSERT OR REPLACE INTO models BY NAME SELECT * FROM other.models")
                 con.execute("INSERT OR REPLACE INTO datasets BY NAME SELECT * FROM other.datasets")
                 con.execute("INSERT OR IGNORE INTO items BY NAME SELECT * FROM other.items")
                 con.execute("DELETE FROM dataset_rows WHERE dataset IN (SELECT dataset FROM other.dataset_rows)")
                 con.execute("INSERT INTO dataset_rows BY NAME SELECT * FROM other.dataset_rows")
+                self._refresh_dataset_items(con, "SELECT DISTINCT dataset FROM other.dataset_rows")
                 for run_id in found:
                     self._delete_run(con, run_id)
                 for table in ("runs", *RUN_TABLES):
                     con.execute(f"INSERT INTO {table} BY NAME SELECT t.* FROM other.{table} t "
                                 "JOIN merged_runs USING (run_id)")
+                con.execute("UPDATE embedding_files SET origin = ? || '/' || file "
+                            "WHERE run_id IN (SELECT run_id FROM merged_runs)", [str(self._vectors)])
+            for run_id, file, _ in files:
+                self.matrices.add(run_id, self._vectors / file)
         finally:
             self.con.unregister("merged_runs")
             self.con.execute("DETACH other")

@@ -101,9 +101,10 @@ async def console_async(ctx: Context, slots: ClientSlots, query: str, max_rows: 
 
 def build(ctx: Context) -> None:
     gr.Markdown("Read-only SQL over the store (DuckDB dialect). Tables: `models`, `datasets`, `runs`, `scores`, "
-                "`reported_averages`, `items`, `dataset_rows`, `embeddings`, `ranks`, `train_log`, `projections`, "
-                "`alignment`, `intervals`; views: `v_scores`, `v_meta_task_averages`, `v_embeddings`, `v_intervals`, "
-                "`dataset_items`.")
+                "`reported_averages`, `items`, `dataset_rows`, `dataset_items`, `embedding_files`, `embedding_rows`, "
+                "`ranks`, `train_log`, `projections`, `alignment`, `intervals`; views: `v_scores`, "
+                "`v_meta_task_averages`, `embeddings`, `v_embeddings`, `v_intervals`. Similarity: "
+                "`embedding_cosine(run_id, row, query_run_id, query_row)` over `embedding_rows` (see the example).")
     example = gr.Dropdown(list(EXAMPLE_QUERIES), value=FIRST_EXAMPLE, label="Example queries", elem_id="sql-example")
     query = gr.Code(EXAMPLE_QUERIES[FIRST_EXAMPLE], language="sql", label="Query", interactive=True,
                     elem_id="sql-query")

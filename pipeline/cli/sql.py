@@ -86,5 +86,7 @@ def _run(args: argparse.Namespace) -> int:
 
 COMMAND = Command("sql", "run a read-only SQL query over the store", _add, _run,
                   description="Run one read-only SQL query over the store. Tables: models, datasets, runs, "
-                  "scores, items, dataset_rows, embeddings, ranks, train_log, projections, alignment, "
-                  "reported_averages, intervals; views: v_scores, v_embeddings, v_meta_task_averages, v_intervals, dataset_items.")
+                  "scores, items, dataset_rows, dataset_items, embedding_files, embedding_rows, ranks, train_log, "
+                  "projections, alignment, reported_averages, intervals; views: v_scores, embeddings, v_embeddings, "
+                  "v_meta_task_averages, v_intervals. Rank by similarity with embedding_cosine(run_id, row, "
+                  "query_run_id, query_row) over embedding_rows (README, 'Where embeddings live').")

@@ -259,7 +259,10 @@ def _worker_store(store: Path, model: DemoModel) -> Path:
 
 def _remove_worker_stores(store: Path, model: DemoModel | None = None) -> None:
     for path in store.parent.glob(f".{store.name}.{model.family if model else '*'}.worker-*"):
-        path.unlink(missing_ok=True)
+        if path.is_dir():  # its embedding files (<worker store>.vectors); merged runs hold links of their own
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _die_with_parent(parent: int) -> None:

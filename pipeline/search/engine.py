@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 CACHE_MB_ENV = "VLMEMBED_SEARCH_CACHE_MB"
 MAX_K = 100
 CARD_CACHE_ITEMS = 20_000
-READ_CHUNK_ITEMS = 4096  # items per embeddings() read while an index is built: bounded memory
 
 
 @dataclass(frozen=True)
@@ -362,7 +361,7 @@ class SearchEngine:
 
         def load_or_build() -> PrefixIndex:
             folder = self.index_folder() / run.index_name
-            ids, rows = self._stored_rows(run, folder)
+            ids, rows = self._stored_rows(run)
             found = PrefixIndex.load(folder, rows)
             if found is not None:
                 return found
@@ -380,35 +379,10 @@ class SearchEngine:
 
         return self._indexes.get(run.index_name, load_or_build)
 
-    def _stored_rows(self, run: RunInfo, folder: Path) -> tuple[np.ndarray, np.ndarray]:
-        """(item ids, (N, D) rows) the run stored, ideally a memory map of the store's own file.
-
-        SWITCH HERE when storage offers a memory-mapped matrix (issue 18, StoreReader.embedding_matrix):
-        return it (float16 or float32) with its ids instead of this copy. Until then the rows are read
-        from DuckDB in chunks of READ_CHUNK_ITEMS into `<folder>.rows.npy` (float32), once per run.
-        """
-        rows_file = folder.with_name(folder.name + ".rows.npy")
-        ids_file = folder.with_name(folder.name + ".ids.npy")
-        if not (rows_file.is_file() and ids_file.is_file()):
-            self._copy_rows(run, rows_file, ids_file)
-        ids = np.load(ids_file, mmap_mode="r")
-        return ids, np.load(rows_file, mmap_mode="r")[:len(ids)]
-
-    def _copy_rows(self, run: RunInfo, rows_file: Path, ids_file: Path) -> None:
-        universe = sorted(set(self.reader.dataset_items()["item_id"]))
-        rows_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = rows_file.with_name(f"{rows_file.name}.tmp-{os.getpid()}")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(universe), run.dim))
-        ids: list[str] = []
-        for a in range(0, len(universe), READ_CHUNK_ITEMS):
-            found, vecs = self.reader.embeddings(run.run_id, universe[a:a + READ_CHUNK_ITEMS])
-            out[len(ids):len(ids) + len(found)] = vecs
-            ids.extend(found)
-        out.flush()
-        del out
-        np.save(ids_file.with_name(ids_file.name + ".tmp.npy"), np.asarray(ids, dtype=str))
-        os.replace(tmp, rows_file)  # the rows first: ids present means rows complete
-        os.replace(ids_file.with_name(ids_file.name + ".tmp.npy"), ids_file)
+    def _stored_rows(self, run: RunInfo) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, (N, D) float16 rows) the run stored: the store's own file, memory-mapped (no copy)."""
+        ids, rows = self.reader.embedding_matrix(run.run_id)
+        return np.asarray(ids, dtype=str), rows
 
     def cards(self, item_ids: Sequence[str]) -> dict[str, dict]:
         """modality, text and thumbnail of items, from a per-version cache."""

@@ -32,7 +32,7 @@ def test_version_2_store_gains_an_empty_intervals_table(paper_store):
     with StoreWriter(paper_store) as writer:  # what `vlmembed migrate` does
         assert len(runs_without_intervals(writer)) == 13  # every paper run, until `vlmembed stats`
     con = duckdb.connect(str(paper_store), read_only=True)
-    assert stored_version(con) == SCHEMA_VERSION == 6
+    assert stored_version(con) == SCHEMA_VERSION == 7
     assert con.execute("SELECT count(*) FROM v_intervals").fetchall() == [(0,)]
 
 

@@ -64,8 +64,10 @@ def _as_version_1(path, mmada_vision_update: str | None = None) -> dict[str, int
     """Rewrite a current store into the version-1 layout (the last-written MMaDA record wins);
     returns every table's row count."""
     from storage.schema import VIEWS
+    from storage.vectors import ensure_functions, vectors_dir
 
     con = duckdb.connect(str(path))
+    ensure_functions(con, vectors_dir(path))  # the `embeddings` view names them
     con.execute(_MODELS_V1)
     con.execute("INSERT INTO models_v1 SELECT * EXCLUDE (variant) FROM models WHERE variant = 'default'")
     if mmada_vision_update is not None:
@@ -78,6 +80,7 @@ def _as_version_1(path, mmada_vision_update: str | None = None) -> dict[str, int
     tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
                                         "WHERE table_type = 'BASE TABLE'").fetchall()]
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in tables}
+    counts["embeddings"] = counts["embedding_rows"]  # a view over embedding_rows since version 7
     con.close()
     return counts
 

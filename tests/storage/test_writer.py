@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from storage import ModelRecord, RunConflictError, StoreBusyError, StoreReader, StoreWriter
+from storage.vectors import vectors_dir
 from tests.storage.helpers import seed_catalogue, toy_run
 
 
@@ -31,7 +32,7 @@ def test_run_lands_with_scores_and_embeddings(tmp_path):
     got_ids, vecs = reader.embeddings("r1")
     assert got_ids == sorted(ids)
     assert vecs.shape == (6, 4)
-    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-3)  # stored as float16
     scores = reader.scores()
     assert scores[["run_id", "dataset", "value"]].values.tolist() == [["r1", "toy", 50.0]]
     assert set(reader._frame("SELECT role FROM v_embeddings WHERE run_id = 'r1'")["role"]) == {"query", "target"}
@@ -44,16 +45,17 @@ def test_exception_half_way_leaves_no_trace(tmp_path, monkeypatch):
     writer = StoreWriter(path)
     real_insert = StoreWriter._insert_run
 
-    def insert_then_fail(self, con, run):
-        real_insert(self, con, run)  # every row of the run is written ...
+    def insert_then_fail(self, con, run, file):
+        real_insert(self, con, run, file)  # every row of the run is written ...
         raise RuntimeError("disk full")  # ... and then the transaction fails
 
     monkeypatch.setattr(StoreWriter, "_insert_run", insert_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
         writer.add_run(toy_run("r1", ids))
     monkeypatch.setattr(StoreWriter, "_insert_run", real_insert)
-    for table in ("runs", "scores", "embeddings"):
+    for table in ("runs", "scores", "embedding_rows", "embedding_files"):
         assert writer.execute(f"SELECT count(*) FROM {table}")[0][0] == 0, table
+    assert not list(vectors_dir(path).iterdir())  # nor its matrix file
     writer.add_run(toy_run("r2", ids))  # the writer is still usable
     writer.publish()
     assert _count(path, "runs") == 1
@@ -266,3 +268,25 @@ def test_merge_runs_refuses_a_store_of_another_schema_version(tmp_path):
         assert w.execute("SELECT count(*) FROM runs")[0][0] == 0
         # the refused store is detached again
         assert w.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'other'")[0][0] == 0
+
+
+def test_thumbnail_hashes_and_dataset_items_are_kept_when_rows_land(tmp_path):
+    """App start reads them from two small tables instead of hashing every thumbnail and unnesting
+    every candidate list (issue 18)."""
+    import hashlib
+
+    from storage import DatasetRow, ItemRecord
+
+    path = tmp_path / "s.duckdb"
+    with StoreWriter(path) as w:
+        ids = seed_catalogue(w)
+        w.add_items([ItemRecord("img", "image", thumbnail=b"\x89PNG not really")])
+        w.set_dataset_rows("toy", [DatasetRow("toy", 0, "img", (ids[4], ids[5]))])
+    reader = StoreReader(path)
+    queries = reader.eval_queries()
+    assert queries["thumbnail_md5"].tolist() == [hashlib.md5(b"\x89PNG not really").hexdigest()]
+    # the same value DuckDB's md5 gives, which the 6 -> 7 migration uses for stored items
+    assert reader._frame("SELECT md5(thumbnail) AS h FROM items WHERE item_id = 'img'")["h"][0] == \
+        queries["thumbnail_md5"][0]
+    assert set(map(tuple, reader.dataset_items().values.tolist())) == {
+        ("toy", "img", "query"), ("toy", ids[4], "target"), ("toy", ids[5], "target")}
