@@ -68,7 +68,10 @@ def write_matrix(folder: Path, run_id: str, matrix: np.ndarray) -> str:
         with open(partial, "wb") as f:
             np.lib.format.write_array_header_1_0(f, header)
             for start in range(0, matrix.shape[0], CHUNK_ROWS):
-                block = torch.from_numpy(np.ascontiguousarray(matrix[start:start + CHUNK_ROWS], dtype=np.float32))
+                chunk = np.ascontiguousarray(matrix[start:start + CHUNK_ROWS], dtype=np.float32)
+                if not chunk.flags.writeable:  # a read-only memory map (a migration): torch wants a writable array
+                    chunk = chunk.copy()
+                block = torch.from_numpy(chunk)
                 low, high = torch.aminmax(block) if block.numel() else (torch.tensor(0.0), torch.tensor(0.0))
                 if max(float(high), -float(low)) > limit:  # one pass, no |x| temporary
                     raise ValueError(f"run {run_id}: embedding values beyond float16's range ({limit:g}); "

@@ -51,7 +51,8 @@ def test_top_candidates_agree_with_the_stored_ranks(cache, embedded_store):
     for row in outcomes.itertuples():
         top = tops[row.row_idx]
         assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
-        assert top[0][0] == row.top_a and top[0][1] == pytest.approx(row.top_score_a, abs=1e-5)
+        # the ranks table holds the evaluator's float32 score, the view's comes from the stored float16 vectors
+        assert top[0][0] == row.top_a and top[0][1] == pytest.approx(row.top_score_a, abs=1e-3)
         if row.rank_a <= 3:  # the gold is among the top 3 exactly when its stored rank says so
             assert top[row.rank_a - 1][0] == row.gold_item
         else:

@@ -76,4 +76,6 @@ def test_two_processes_land_one_store_with_the_one_process_scores(tmp_path):
     ids_b, vecs_b = b.embeddings(run_id)
     assert ids_a == ids_b and np.allclose(vecs_a, vecs_b, atol=1e-3)
     # one writer: no second working copy of the store was made beside it
-    assert {p.name for p in tmp_path.iterdir() if "two" in p.name} <= {"two.duckdb", "two.duckdb.lock", "two.toml"}
+    # (the store's own embedding files live in two.duckdb.vectors)
+    assert {p.name for p in tmp_path.iterdir() if "two" in p.name} <= {"two.duckdb", "two.duckdb.lock", "two.toml",
+                                                                         "two.duckdb.vectors"}
