@@ -12,7 +12,7 @@ pictures, e.g.
 
     HOME=/tmp/shots VLMEMBED_HOME=/tmp/shots/.cache/vlmembed python docs/screenshots.py
 
-The README shows overview.png and alignment.png.
+The README shows overview.png and alignment-grid.png.
 """
 
 from __future__ import annotations
