@@ -19,10 +19,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.experiment import ModelEntry
 from pipeline.models.registry import get_family
 from pipeline.runner import ExperimentRunner, resolve_data_root
-from storage import StoreWriter
+from storage import StoreReader
 from storage.paths import vlmembed_home
 from storage.vocabulary import COMPARED_PARADIGMS, TEXT_META_TASK
 
@@ -53,7 +55,13 @@ def text_runs(store: Path, config, miniature_dir: Callable[..., Path], progress:
     `miniature_dir(model, config, home)` is where a miniature was pretrained (the build's own rule)."""
     resolve_data_root(f"builtin:{config.bench}", config.seed, progress)  # adds the text task to an older build
     landed: list[str] = []
-    finals = _final_models(store, TRAINED_ON)
+    reader = StoreReader(store)  # one read: the runs this build lands are never the ones checked below
+    try:
+        runs = reader.runs()
+    finally:
+        reader.close()
+    stored = set(runs["run_id"])
+    finals = _final_models(runs, TRAINED_ON)
     for model in config.models:
         base = miniature_dir(model, config, vlmembed_home())
         if not (base / "pretrain.json").is_file():
@@ -67,9 +75,8 @@ def text_runs(store: Path, config, miniature_dir: Callable[..., Path], progress:
             experiment = replace(experiment, data=replace(experiment.data, eval_limit_by_task={
                 **experiment.data.eval_limit_by_task, TEXT_META_TASK: TEXT_EVAL_LIMIT}))
             runner = ExperimentRunner(experiment, store, device="cpu", progress=progress)
-            with StoreWriter(store) as writer:
-                has_zero_shot = writer.has_run(runner.run_id(entry, TEXT_META_TASK, "zero-shot", 0))
-                has_final = writer.has_run(runner.run_id(entry, TEXT_META_TASK, "final", None))
+            has_zero_shot = runner.run_id(entry, TEXT_META_TASK, "zero-shot", 0) in stored
+            has_final = runner.run_id(entry, TEXT_META_TASK, "final", None) in stored
             if not has_zero_shot:
                 landed += runner.evaluate_only(entry)
             trained = finals.get(model.name)
@@ -78,11 +85,8 @@ def text_runs(store: Path, config, miniature_dir: Callable[..., Path], progress:
     return landed
 
 
-def _final_models(store: Path, meta_task: str) -> dict[str, Path]:
+def _final_models(runs: pd.DataFrame, meta_task: str) -> dict[str, Path]:
     """{demo model: its final model folder after fine-tuning on `meta_task`}, for folders still on disk."""
-    from storage import StoreReader
-
-    runs = StoreReader(store).runs()
     finals = runs[(runs["source"] == "demo") & (runs["stage"] == "final") & (runs["train_task"] == meta_task)]
     found = {r.model: Path(r.checkpoint) for r in finals.itertuples() if r.checkpoint and Path(r.checkpoint).is_dir()}
     return found
