@@ -8,9 +8,13 @@ all items distinct, so the map has 2 x pairs points. Timed through
 `pipeline.analysis.store_projections.project_pairs`: the projection plus every alignment
 metric, exactly the pipeline's per-(run, dataset) work. The process is pinned to 2 cores.
 
-The first UMAP call in a process also compiles UMAP's numba kernels; it is reported
-separately as `umap_cold_s` and is what `vlmembed project` pays once per process. Target:
-cold and warm <= 20 s on 2 cores at 4096-d. Results go to bench/results/projection.json.
+Cold means a fresh process: each cold call runs in its own child process, which pays for
+its imports and, the first time on a machine, for compiling the UMAP layout kernel
+(`pipeline.analysis.umap_layout`, cached on disk by numba afterwards). Both are reported:
+`umap_cold_first_compile_s` with an empty numba cache, `umap_cold_s` with the cache the
+first child left. Warm calls run in this process. `parts` splits one warm call: metrics,
+PCA to 50-d, exact kNN, fuzzy graph and layout. Target: cold and warm <= 20 s on 2 cores at
+4096-d. Results go to bench/results/projection.json.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,8 +48,6 @@ def pin_cores(n: int) -> list[int]:
 
 
 def synthetic_pairs(n: int, dim: int, seed: int = 0):
-    import numpy as np
-
     from pipeline.analysis.store_projections import PairSample
 
     rng = np.random.default_rng(seed)
@@ -54,6 +60,53 @@ def synthetic_pairs(n: int, dim: int, seed: int = 0):
     return sample, ids, np.vstack([queries, targets]).astype(np.float32)
 
 
+def one_call(pairs: int, dim: int, method: str = "umap") -> float:
+    from pipeline.analysis.store_projections import project_pairs
+
+    sample, ids, vectors = synthetic_pairs(pairs, dim)
+    start = time.perf_counter()
+    result = project_pairs(sample, ids, vectors, [method], query_modality="image", target_modality="text")
+    took = time.perf_counter() - start
+    assert result is not None and result.xy[method].shape == (2 * pairs, 2)
+    return took
+
+
+def cold_call(pairs: int, dim: int, numba_cache: Path) -> float:
+    """One call in a fresh process (imports and, with an empty cache, the kernel compile included)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache)}
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import bench_projection as b; "
+            f"b.pin_cores(b.CORES); import time; s = time.perf_counter(); b.one_call({pairs}, {dim}); "
+            "print(time.perf_counter() - s)")
+    # Timed from inside the child, after the synthetic data exists: the data is the bench's, not the work.
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def warm_parts(vectors: np.ndarray, pairs: int) -> dict:
+    from pipeline.analysis.alignment import alignment_metrics
+    from pipeline.analysis.projection import UMAP_PCA_DIMS, exact_cosine_knn, pca_reduce
+    from pipeline.analysis.umap_layout import fuzzy_graph, optimise_layout, pca_init
+
+    parts, start = {}, time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal start
+        parts[f"{name}_s"] = round(time.perf_counter() - start, 2)
+        start = time.perf_counter()
+
+    alignment_metrics(vectors[:pairs], vectors[pairs:], "image", "text")
+    lap("alignment_metrics")
+    reduced = pca_reduce(vectors, UMAP_PCA_DIMS)
+    lap("pca_50")
+    knn = exact_cosine_knn(reduced, 15)
+    lap("exact_knn")
+    graph = fuzzy_graph(*knn)
+    lap("fuzzy_graph")
+    optimise_layout(graph, pca_init(reduced))
+    lap("layout")
+    return parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=10_000)
@@ -63,36 +116,34 @@ def main() -> None:
     args = parser.parse_args()
     cores = pin_cores(CORES)
 
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+        first_compile = cold_call(args.pairs, args.dim, Path(cache))
+        print(f"umap cold, empty numba cache: {first_compile:.1f} s", flush=True)
+        cold = cold_call(args.pairs, args.dim, Path(cache))
+        print(f"umap cold, cached kernel: {cold:.1f} s", flush=True)
+
     from pipeline.analysis.store_projections import project_pairs
 
     sample, ids, vectors = synthetic_pairs(args.pairs, args.dim)
     timings = {}
     for method in ("umap", "pca"):
         runs = []
-        for _ in range(args.trials + (1 if method == "umap" else 0)):
+        for _ in range(args.trials):
             start = time.perf_counter()
             result = project_pairs(sample, ids, vectors, [method], query_modality="image", target_modality="text")
             runs.append(time.perf_counter() - start)
-            assert result is not None and result.xy[method].shape == (2 * args.pairs, 2)
         timings[method] = runs
         print(f"{method}: {', '.join(f'{t:.1f}' for t in runs)} s", flush=True)
-    from pipeline.analysis.alignment import alignment_metrics
-    from pipeline.analysis.projection import UMAP_PCA_DIMS, pca_reduce
-
-    start = time.perf_counter()  # the parts of one warm call, so a miss says where the time goes
-    alignment_metrics(vectors[:args.pairs], vectors[args.pairs:], "image", "text")
-    parts = {"alignment_metrics_s": round(time.perf_counter() - start, 2)}
-    start = time.perf_counter()
-    pca_reduce(vectors, UMAP_PCA_DIMS)
-    parts["pca_50_s"] = round(time.perf_counter() - start, 2)
-    cold, warm = timings["umap"][0], timings["umap"][1:]
+    parts = warm_parts(vectors, args.pairs)  # the parts of one warm call, so a miss says where the time goes
+    warm = timings["umap"]
     out = {
         "what": f"project_pairs: {args.pairs} pairs ({2 * args.pairs} points, {args.dim}-d) to 2-D with UMAP "
                 "plus all alignment metrics",
         "cores": cores, "target_s": TARGET_S,
-        "umap_cold_s": round(cold, 2), "umap_warm_s": [round(t, 2) for t in warm],
-        "umap_warm_median_s": round(statistics.median(warm), 2) if warm else None,
-        "meets_target_warm": bool(warm) and statistics.median(warm) <= TARGET_S, "meets_target_cold": cold <= TARGET_S,
+        "umap_cold_first_compile_s": round(first_compile, 2), "umap_cold_s": round(cold, 2),
+        "umap_warm_s": [round(t, 2) for t in warm], "umap_warm_median_s": round(statistics.median(warm), 2),
+        "meets_target_warm": statistics.median(warm) <= TARGET_S, "meets_target_cold": cold <= TARGET_S,
+        "meets_target_first_compile": first_compile <= TARGET_S,
         "pca_median_s": round(statistics.median(timings["pca"]), 2), "parts": parts,
         "metrics": {k: round(v, 4) for k, v in result.metrics.items()} if result else {},
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],

@@ -28,6 +28,7 @@ import numpy as np
 
 MAX_UNIFORMITY_POINTS = 4000  # uniformity is O(n^2); a fixed-seed sample keeps it cheap
 RECALL_BLOCK = 1024  # query rows per similarity block in recall_at_1
+PAIR_BLOCK = 2048  # rows per float64 block of the O(N x D) pair metrics
 
 
 def _unit(x: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -35,20 +36,23 @@ def _unit(x: np.ndarray, dtype=np.float64) -> np.ndarray:
     # (10k pairs: 14.7 s in float64, 6.4 s in float32), and an argmax or a log-mean-exp loses nothing
     # that matters at 1e-7. The O(N x D) pair metrics stay float64, where exact pairs give exact zeros.
     x = np.asarray(x, dtype=dtype)
-    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))  # without np.linalg.norm's squared copy of x
+    return x / np.clip(norms, 1e-12, None)[:, None]
 
 
 def uniformity(x: np.ndarray, t: float = 2.0, seed: int = 0) -> float:
-    x = _unit(x, np.float32)
+    x = np.asarray(x)
     if len(x) > MAX_UNIFORMITY_POINTS:
-        x = x[np.random.default_rng(seed).choice(len(x), MAX_UNIFORMITY_POINTS, replace=False)]
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), MAX_UNIFORMITY_POINTS, replace=False))]
     if len(x) < 2:
         raise ValueError("uniformity needs at least two embeddings")
-    sq = np.clip(2.0 - 2.0 * (x @ x.T), 0.0, None)  # squared distances of unit vectors
-    iu = np.triu_indices(len(x), k=1)
-    values = -t * sq[iu].astype(np.float64)
-    m = values.max()
-    return float(m + np.log(np.mean(np.exp(values - m))))  # log-mean-exp, stable
+    x = _unit(x, np.float32)
+    values = np.clip(2.0 - 2.0 * (x @ x.T), 0.0, None)  # squared distances of unit vectors
+    np.fill_diagonal(values, np.inf)  # distinct pairs only: exp(-inf) adds nothing below
+    values *= -t
+    top = values.max()
+    # log-mean-exp over the n(n-1) ordered pairs, which is the mean over unordered ones
+    return float(top + np.log(np.exp(values - top).sum(dtype=np.float64) / (len(x) * (len(x) - 1))))
 
 
 def _distinct(x: np.ndarray, ids: Sequence | None) -> tuple[np.ndarray, np.ndarray]:
@@ -98,24 +102,42 @@ def recall_at_1(queries: np.ndarray, targets: np.ndarray, query_ids: Sequence | 
     return recall_both_ways(queries, targets, query_ids, target_ids)[0]
 
 
+def _pair_sums(q: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """(sum of cos(q_i, t_i), sum of ||q_i - t_i||^2 over unit rows), in float64 blocks so the
+    float64 copies of two 10k x 4096 matrices never exist at once."""
+    cos_sum = squared_sum = 0.0
+    for i in range(0, len(q), PAIR_BLOCK):
+        qb, tb = _unit(q[i:i + PAIR_BLOCK]), _unit(t[i:i + PAIR_BLOCK])
+        cos_sum += float(np.einsum("ij,ij->", qb, tb))
+        squared_sum += float(np.einsum("ij,ij->", qb - tb, qb - tb))
+    return cos_sum, squared_sum
+
+
+def _centroid(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    total = np.zeros(x.shape[1])
+    for i in range(0, len(rows), PAIR_BLOCK):
+        total += _unit(x[rows[i:i + PAIR_BLOCK]]).sum(axis=0)
+    return total / len(rows)
+
+
 def alignment_metrics(queries: np.ndarray, targets: np.ndarray, query_modality: str | None = None,
                       target_modality: str | None = None, query_ids: Sequence | None = None,
                       target_ids: Sequence | None = None) -> dict[str, float]:
     """All metrics above for paired (N, D) embeddings (row i of each is pair i)."""
-    q, t = _unit(queries), _unit(targets)
-    if q.shape != t.shape or len(q) < 2:
+    q, t = np.asarray(queries), np.asarray(targets)
+    if q.shape != t.shape or q.ndim != 2 or len(q) < 2:
         raise ValueError(f"need at least two aligned pairs, got queries {q.shape} and targets {t.shape}")
     q_ids = np.arange(len(q)) if query_ids is None else np.asarray(query_ids)
     t_ids = np.arange(len(t)) if target_ids is None else np.asarray(target_ids)
-    q_points = q[np.unique(q_ids, return_index=True)[1]]  # each distinct item once
-    t_points = t[np.unique(t_ids, return_index=True)[1]]
-    cos = np.sum(q * t, axis=1)
-    gap = float(np.linalg.norm(q_points.mean(axis=0) - t_points.mean(axis=0)))
+    q_first = np.unique(q_ids, return_index=True)[1]  # each distinct item once
+    t_first = np.unique(t_ids, return_index=True)[1]
+    cos_sum, squared_sum = _pair_sums(q, t)
+    gap = float(np.linalg.norm(_centroid(q, q_first) - _centroid(t, t_first)))
     out = {
-        "paired_cosine_distance": float(np.mean(1.0 - cos)),
+        "paired_cosine_distance": 1.0 - cos_sum / len(q),
         "centroid_gap": gap,
-        "alignment": float(np.mean(np.sum((q - t) ** 2, axis=1))),
-        "uniformity": uniformity(np.concatenate([q_points, t_points])),
+        "alignment": squared_sum / len(q),
+        "uniformity": uniformity(np.concatenate([q[q_first], t[t_first]])),
     }
     out["q2t_recall@1"], out["t2q_recall@1"] = recall_both_ways(q, t, q_ids, t_ids)
     sides = (query_modality, target_modality)
