@@ -20,6 +20,8 @@ Deviations from umap-learn, each measured in bench/bench_projection.py and tests
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +31,9 @@ MIN_K_DIST_SCALE = 1e-3  # umap-learn's floor on a bandwidth, relative to the me
 NEGATIVE_SAMPLE_RATE = 5
 GRADIENT_CLIP = 4.0
 INIT_SCALE = 10.0  # umap-learn scales the initial layout into [0, 10] on both axes
+# numba's fallback threading layer (workqueue, where no OpenMP or TBB is found) aborts the process
+# when two threads launch parallel kernels at once; one layout at a time is enough for every caller.
+_KERNEL_LOCK = threading.Lock()
 
 
 def default_epochs(n_points: int) -> int:
@@ -158,12 +163,15 @@ def optimise_layout(graph: sp.coo_matrix, init: np.ndarray, n_epochs: int | None
     weights = graph.tocsr()
     weights.sum_duplicates()
     weights.sort_indices()
+    xy = np.array(init, dtype=np.float64, order="C", copy=True)
+    if weights.nnz == 0:  # no neighbours to pull together: the initial layout is the map
+        return xy
     # umap-learn's schedule: an edge is sampled every max_w / w epochs, and edges sampled less
     # than once in the whole run are dropped.
     weights.data[weights.data < weights.data.max() / n_epochs] = 0.0
     weights.eliminate_zeros()
     a, b = curve_parameters(min_dist)
-    xy = np.array(init, dtype=np.float64, order="C", copy=True)
-    return _optimise(xy, weights.indptr.astype(np.int64), weights.indices.astype(np.int64),
-                     weights.data.max() / weights.data.astype(np.float64), n_epochs, a, b,
-                     float(NEGATIVE_SAMPLE_RATE), seed)
+    with _KERNEL_LOCK:
+        return _optimise(xy, weights.indptr.astype(np.int64), weights.indices.astype(np.int64),
+                         weights.data.max() / weights.data.astype(np.float64), n_epochs, a, b,
+                         float(NEGATIVE_SAMPLE_RATE), seed)

@@ -95,3 +95,10 @@ def test_tiny_maps_are_finite(n):
     graph = fuzzy_graph(*exact_cosine_knn(x, min(15, n - 1)))
     xy = optimise_layout(graph, pca_init(x))
     assert xy.shape == (n, 2) and np.isfinite(xy).all()
+
+
+def test_identical_points_map_without_error():
+    x = np.ones((6, 4), dtype=np.float32)
+    graph = fuzzy_graph(*exact_cosine_knn(x, 5))
+    xy = optimise_layout(graph, pca_init(x))
+    assert xy.shape == (6, 2) and np.isfinite(xy).all()
