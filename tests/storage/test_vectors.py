@@ -161,3 +161,32 @@ def test_a_version_6_store_moves_its_embeddings_to_files(tmp_path):
     assert got == sorted(ids)
     np.testing.assert_allclose(vecs, expected[np.argsort(ids)], atol=1e-3)
     assert len(reader.dataset_items("target")) == 3
+
+
+def test_a_mapped_source_is_written_a_chunk_at_a_time_and_never_kept_resident(tmp_path, monkeypatch):
+    """A 1M x 4096 float32 source is 16 GB: the writer reads one chunk, writes it, lets its pages
+    go, and never holds more (issue 18: a 1M x 4096 insert under 4 GB RSS)."""
+    from storage import vectors
+    from storage.pages import resident_bytes
+
+    monkeypatch.setattr(vectors, "CHUNK_ROWS", 1024)
+    source_path = tmp_path / "source.f32"
+    source = np.memmap(source_path, dtype=np.float32, mode="w+", shape=(16384, 512))  # 32 MB, 2 MB a chunk
+    source[:] = np.random.default_rng(3).normal(size=source.shape).astype(np.float32) / 30
+    source.flush()
+    del source
+    source = np.memmap(source_path, dtype=np.float32, mode="r", shape=(16384, 512))
+    resident = []
+    real_drop = vectors.drop_pages
+
+    def spying_drop(array):
+        resident.append(resident_bytes(str(source_path))["matching"])
+        return real_drop(array)
+
+    monkeypatch.setattr(vectors, "drop_pages", spying_drop)
+    name = vectors.write_matrix(tmp_path / "out", "big", source)
+    assert len(resident) == 16  # once per chunk
+    assert max(resident) <= 1024 * 512 * 4 + 4 * 2**20 < source.nbytes // 4  # a chunk (and a fault's folio)
+    assert resident_bytes(str(source_path))["matching"] < 64 * 1024
+    written = np.load(tmp_path / "out" / name, mmap_mode="r")
+    np.testing.assert_array_equal(written[5000], source[5000].astype(np.float16))

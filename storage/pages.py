@@ -1,0 +1,67 @@
+"""Letting go of a memory map's resident pages, so reading a file through a map does not grow RSS.
+
+Every page of a file read through a memory map stays mapped, and counted in the process's RSS,
+until the map is closed: a search index built over a run's 98 MB matrix kept all 98 MB resident,
+and exact re-ranks of a few hundred scattered rows per query (each fault maps its neighbours too)
+touched whole files within ten queries (bench/bench_app.py --search-only). madvise(MADV_DONTNEED)
+unmaps the pages; the data stays in the kernel's page cache (not this process's RSS), so reading it
+again costs a minor page fault, not a disk read.
+
+Only for maps nothing writes to (read-only ones, or copy-on-write ones holding no change): the
+change in a written copy-on-write page would be lost.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+
+def mmap_of(array: object) -> mmap.mmap | None:
+    """The mmap behind a numpy array (a np.memmap, or any view of one), or None for an in-memory array."""
+    seen = 0
+    while array is not None and seen < 64:  # a view's base chain ends at the mmap that owns the bytes
+        if isinstance(array, mmap.mmap):
+            return array
+        array, seen = getattr(array, "base", None), seen + 1
+    return None
+
+
+def drop_pages(array: object) -> bool:
+    """Unmap the resident pages of the map behind `array` (all of it); True when there was a map to drop.
+
+    Safe while other threads read the same map: their next access faults the page back in.
+    """
+    mm = mmap_of(array)
+    if mm is None or mm.closed or not hasattr(mmap, "MADV_DONTNEED"):
+        return False
+    try:
+        mm.madvise(mmap.MADV_DONTNEED)
+    except (OSError, ValueError):  # a zero-length map, or a platform without madvise: nothing to drop
+        return False
+    return True
+
+
+def resident_bytes(path_part: str = "") -> dict[str, int]:
+    """This process's resident bytes: total, anonymous (what it allocated) and file-backed (mapped
+    files' pages), plus `matching`: the file-backed bytes of maps whose path contains `path_part`
+    (Linux /proc/self/smaps; zeros elsewhere). For benches and tests, not for hot paths."""
+    out = {"total": 0, "anon": 0, "file": 0, "matching": 0}
+    try:
+        with open("/proc/self/smaps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    name = ""
+    for line in lines:
+        head = line.split(None, 1)[0] if line else ""
+        if "-" in head and not head.endswith(":"):  # a map's header: "start-end perms offset dev inode [path]"
+            parts = line.split(None, 5)
+            name = parts[5] if len(parts) > 5 else ""
+        elif head == "Rss:":
+            out["total"] += int(line.split()[1]) * 1024
+            if path_part and path_part in name:
+                out["matching"] += int(line.split()[1]) * 1024
+        elif head == "Anonymous:":
+            out["anon"] += int(line.split()[1]) * 1024
+    out["file"] = out["total"] - out["anon"]
+    return out
