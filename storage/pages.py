@@ -7,8 +7,8 @@ touched whole files within ten queries (bench/bench_app.py --search-only). madvi
 unmaps the pages; the data stays in the kernel's page cache (not this process's RSS), so reading it
 again costs a minor page fault, not a disk read.
 
-Only for maps nothing writes to (read-only ones, or copy-on-write ones holding no change): the
-change in a written copy-on-write page would be lost.
+Read-only and shared writable maps only: a shared map's written pages stay in the page cache and
+reach the file. Copy-on-write maps are left alone, since a written page would lose its change.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ import mmap
 
 
 def mmap_of(array: object) -> mmap.mmap | None:
-    """The mmap behind a numpy array (a np.memmap, or any view of one), or None for an in-memory array."""
+    """The mmap behind a numpy array (a np.memmap, or any view of one), or None for an in-memory array
+    or a copy-on-write map (np.memmap mode "c": a page written to holds the only copy of the change)."""
     seen = 0
     while array is not None and seen < 64:  # a view's base chain ends at the mmap that owns the bytes
         if isinstance(array, mmap.mmap):
             return array
+        if getattr(array, "mode", None) in ("c", "copyonwrite") and hasattr(array, "_mmap"):
+            return None
         array, seen = getattr(array, "base", None), seen + 1
     return None
 

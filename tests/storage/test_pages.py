@@ -28,6 +28,13 @@ def test_an_in_memory_array_has_no_map_to_drop():
     assert not drop_pages(array)
 
 
+def test_a_copy_on_write_map_keeps_its_changes(tmp_path):
+    matrix, path = _mapped(tmp_path)
+    private = np.load(path, mmap_mode="c")
+    private[0, 0] = 7.0  # a change only this map holds
+    assert not drop_pages(private[:5]) and private[0, 0] == 7.0
+
+
 def test_rss_splits_into_anonymous_and_file_backed():
     found = resident_bytes()
     assert found["total"] > 0 and found["anon"] > 0 and found["file"] == found["total"] - found["anon"]

@@ -207,3 +207,13 @@ def test_a_mapped_source_is_written_a_chunk_at_a_time_and_never_kept_resident(tm
     assert resident_bytes(str(source_path))["matching"] < 64 * 1024
     written = np.load(tmp_path / "out" / name, mmap_mode="r")
     np.testing.assert_array_equal(written[5000], source[5000].astype(np.float16))
+
+
+def test_reading_a_runs_embeddings_leaves_none_of_its_file_resident(tmp_path):
+    from storage.pages import resident_bytes
+
+    path, ids = _store(tmp_path, dim=4096)  # 6 rows x 8 KB
+    reader = StoreReader(path)
+    got_ids, vecs = reader.embeddings("r1")
+    assert got_ids == sorted(ids) and vecs.shape == (len(ids), 4096)
+    assert resident_bytes(str(vectors_dir(path)))["matching"] == 0
