@@ -14,6 +14,9 @@ reach the file. Copy-on-write maps are left alone, since a written page would lo
 from __future__ import annotations
 
 import mmap
+import os
+
+import numpy as np
 
 
 def mmap_of(array: object) -> mmap.mmap | None:
@@ -67,4 +70,46 @@ def resident_bytes(path_part: str = "") -> dict[str, int]:
         elif head == "Anonymous:":
             out["anon"] += int(line.split()[1]) * 1024
     out["file"] = out["total"] - out["anon"]
+    return out
+
+
+def _file_span(array: np.ndarray) -> tuple[str, int] | None:
+    """(file, byte offset of array[0]) for a C-ordered view of a read-only or shared np.memmap."""
+    obj, owner = array, None
+    while obj is not None and owner is None:
+        base = getattr(obj, "base", None)
+        if isinstance(base, mmap.mmap):
+            owner = obj  # the np.memmap that made the map: its filename and offset are the map's
+        obj = base
+    if owner is None or getattr(owner, "filename", None) is None or getattr(owner, "mode", "c") in ("c", "copyonwrite"):
+        return None
+    if array.ndim != 2 or array.strides != (array.shape[1] * array.itemsize, array.itemsize):
+        return None
+    map_start = owner.offset - owner.offset % mmap.ALLOCATIONGRANULARITY  # where np.memmap began the map
+    map_address = np.frombuffer(owner.base, dtype=np.uint8).__array_interface__["data"][0]
+    return owner.filename, map_start + array.__array_interface__["data"][0] - map_address
+
+
+def read_rows(matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`matrix[rows]` for ascending row numbers. From a memory map, the rows are read from its file
+    with pread (one call per run of consecutive rows), so none of its pages is mapped into this
+    process: a gather through the map would fault in each row's neighbours too, and letting go of
+    them after every query costs more than the read (bench/bench_topk.py --mapped)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    span = _file_span(matrix) if len(rows) else None
+    if span is None:
+        return np.asarray(matrix[rows])
+    path, start = span
+    out = np.empty((len(rows), matrix.shape[1]), dtype=matrix.dtype)
+    row_bytes = matrix.strides[0]
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for first, end in zip(np.r_[0, breaks], np.r_[breaks, len(rows)], strict=True):
+            want = (end - first) * row_bytes
+            got = os.preadv(fd, [memoryview(out[first:end]).cast("B")], start + int(rows[first]) * row_bytes)
+            if got != want:
+                raise OSError(f"{path}: read {got} of {want} bytes at row {rows[first]} (file truncated?)")
+    finally:
+        os.close(fd)
     return out

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.pages import drop_pages
+from storage.pages import drop_pages, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +206,9 @@ class PrefixIndex:
     # -- queries -----------------------------------------------------------------------------
     def exact_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """float64 cosines of the given rows: the scores every answer is ranked by."""
-        picked = np.asarray(self.rows[np.sort(rows)] if len(rows) else self.rows[:0], dtype=np.float64)
-        # A few hundred scattered rows per query, each fault mapping its neighbours too: kept mapped,
-        # they would make every run's whole matrix resident within a few queries (storage.pages).
-        drop_pages(self.rows)
+        # A few hundred scattered rows per query: read from the file, not through the map, where each
+        # fault maps its neighbours too and every run's whole matrix is resident within a few queries.
+        picked = np.asarray(read_rows(self.rows, np.sort(rows)) if len(rows) else self.rows[:0], dtype=np.float64)
         order = np.argsort(np.argsort(rows, kind="stable"), kind="stable")  # back to the asked order
         exact = (picked @ np.asarray(query, dtype=np.float64))[order] * self.scale[rows]
         # to 12 decimals, so equal rows tie exactly whatever order the BLAS kernel summed them in

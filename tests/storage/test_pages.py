@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from storage.pages import drop_pages, mmap_of, resident_bytes
+from storage.pages import drop_pages, mmap_of, read_rows, resident_bytes
 
 
 def _mapped(tmp_path, rows: int = 2048, dim: int = 512) -> tuple[np.ndarray, str]:
@@ -38,3 +38,17 @@ def test_a_copy_on_write_map_keeps_its_changes(tmp_path):
 def test_rss_splits_into_anonymous_and_file_backed():
     found = resident_bytes()
     assert found["total"] > 0 and found["anon"] > 0 and found["file"] == found["total"] - found["anon"]
+
+
+def test_rows_read_from_the_file_equal_the_maps_and_map_nothing(tmp_path):
+    matrix, path = _mapped(tmp_path)
+    want = np.load(path)  # in memory
+    rows = np.array([0, 1, 2, 9, 500, 501, 2047])
+    assert np.array_equal(read_rows(matrix, rows), want[rows])
+    assert np.array_equal(read_rows(matrix[100:], rows[:-1]), want[100:][rows[:-1]])  # a view that starts later
+    header = matrix.offset
+    odd = np.memmap(path, dtype=np.float16, mode="r", offset=header + 3 * 512 * 2, shape=(2000, 512))
+    assert np.array_equal(read_rows(odd, rows[:-1]), want[3:][rows[:-1]])  # a map at an unaligned offset
+    assert resident_bytes(path)["matching"] == 0  # every read went around the map
+    assert np.array_equal(read_rows(matrix[:, :8], rows), want[:, :8][rows])  # not whole rows: indexed as usual
+    assert np.array_equal(read_rows(want, rows), want[rows])
