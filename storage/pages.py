@@ -103,13 +103,16 @@ def read_rows(matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = np.empty((len(rows), matrix.shape[1]), dtype=matrix.dtype)
     row_bytes = matrix.strides[0]
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    firsts, ends = np.r_[0, breaks].tolist(), np.r_[breaks, len(rows)].tolist()
+    offsets = (start + rows[np.r_[0, breaks]] * row_bytes).tolist()
+    into = memoryview(out).cast("B")
     fd = os.open(path, os.O_RDONLY)
     try:
-        for first, end in zip(np.r_[0, breaks], np.r_[breaks, len(rows)], strict=True):
+        for first, end, offset in zip(firsts, ends, offsets, strict=True):
             want = (end - first) * row_bytes
-            got = os.preadv(fd, [memoryview(out[first:end]).cast("B")], start + int(rows[first]) * row_bytes)
+            got = os.preadv(fd, [into[first * row_bytes:end * row_bytes]], offset)
             if got != want:
-                raise OSError(f"{path}: read {got} of {want} bytes at row {rows[first]} (file truncated?)")
+                raise OSError(f"{path}: read {got} of {want} bytes at offset {offset} (file truncated?)")
     finally:
         os.close(fd)
     return out
