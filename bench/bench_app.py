@@ -6,7 +6,9 @@
 `--search-only` measures the Live retrieval tab instead, on a store with items and embeddings
 (8 runs of 12k x 4096 by default, all ticked): the first search and warm ones, and the
 process's resident memory (target: warm < 500 ms, RSS < 1.5 GB plus the encoders; the bench
-stubs the encoders, see `stub_encoders`).
+stubs the encoders, see `stub_encoders`). RSS is the whole process's, file-backed pages included;
+it is also printed split into anonymous and file-backed pages, and the share of the latter that
+is the store's embedding files and saved search indexes.
 
 Measured in one run, side by side, on the default store content (the paper's numbers,
 plus synthetic demo runs unless --paper-only) served in-process:
@@ -406,7 +408,20 @@ def rss_gb() -> float:
     return float("nan")
 
 
-def bench_search_tab(url: str, run_ids: list[str], trials: int) -> dict:
+def rss_split(store: Path) -> dict:
+    """This process's RSS (the target's measure: everything resident) split into anonymous (what it
+    allocated) and file-backed pages, and the file-backed pages of the store's embedding files and of
+    its saved search indexes (from /proc/self/smaps)."""
+    from storage.pages import resident_bytes
+
+    vectors = resident_bytes(f"{store.name}.vectors/")
+    indexes = resident_bytes(f"{store.stem}.search/")
+    gb = lambda b: round(b / 2**30, 3)  # noqa: E731 - GiB, as rss_gb
+    return {"total_gb": gb(vectors["total"]), "anon_gb": gb(vectors["anon"]), "file_gb": gb(vectors["file"]),
+            "embedding_files_gb": gb(vectors["matching"]), "search_index_files_gb": gb(indexes["matching"])}
+
+
+def bench_search_tab(url: str, run_ids: list[str], trials: int, store: Path) -> dict:
     """The search tab's round trip through gradio_client, every run ticked: the first search (which
     builds or loads each run's index) and then warm ones, each with a new query text."""
     from gradio_client import Client
@@ -423,7 +438,7 @@ def bench_search_tab(url: str, run_ids: list[str], trials: int) -> dict:
     first_s = search("first query")
     warm = [search(f"query {i}") for i in range(trials)]
     return {"runs_ticked": len(run_ids), "first_search_s": round(first_s, 2), "warm_ms": summarise(warm),
-            "rss_gb_after": round(rss_gb(), 2), "rss_target_gb": SEARCH_RSS_TARGET_GB,
+            "rss_gb_after": round(rss_gb(), 2), "rss_after": rss_split(store), "rss_target_gb": SEARCH_RSS_TARGET_GB,
             "warm_target_ms": SEARCH_TARGET_WARM_MS, "encoder": "stub (encoding time left out)"}
 
 
@@ -437,14 +452,15 @@ def bench_search(runs: int, rows: int, dim: int, trials: int, keep: Path | None)
                    else build_search_store(store, runs, rows, dim))
         write_s = time.perf_counter() - start
         stub_encoders(dim)
-        rss_before = rss_gb()
+        rss_before, split_before = rss_gb(), rss_split(store)
         blocks, url = launch(store, port=_free_port(), block=False)
         try:
-            result = bench_search_tab(url, run_ids, trials)
+            result = bench_search_tab(url, run_ids, trials, store)
         finally:
             blocks.close()
     return {"store": f"{runs} runs x {rows} candidates x {dim}-d (clustered data, see bench_topk)",
-            "store_write_s": round(write_s, 1), "rss_gb_before_app": round(rss_before, 2), **result,
+            "store_write_s": round(write_s, 1), "rss_gb_before_app": round(rss_before, 2),
+            "rss_before_app": split_before, **result,
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
 
 

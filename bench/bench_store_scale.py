@@ -2,6 +2,7 @@
 
     python bench/bench_store_scale.py [--fraction 0.1] [--dim 4096] [--rows-per-run 21000] [--dir /tmp]
         [--sql-rows 64000] [--big-rows 250000] [--out bench/results/store_scale_0.1.json]
+    python bench/bench_store_scale.py --big-only --big-rows 1000000 --out bench/results/store_big_insert.json
 
 The paper's grid is 61 runs (4 classification, 5 VQA and 5 retrieval stages per model, plus the
 MMaDA ablation) of about 20k embedded items each at 3584-4096 dimensions. This builds
@@ -19,7 +20,8 @@ round(61 x fraction) such runs, one `StoreWriter` (open, add_run, publish) per r
   cast once in a scalar subquery: its best form) against `embedding_cosine` over the float16 file,
   and top-10 recall of float16 against float32 (exact, numpy) for 20 stored queries;
 * with --big-rows: the writer's peak RSS (and anonymous RSS, what the process itself allocates) while
-  landing one run of that many rows, read from a float32 memory map as a runner would stream it.
+  landing one run of that many rows, read from a float32 memory map as a runner would stream it
+  (--big-only: that alone, without the grid's store).
 
 Run it against another checkout to compare (e.g. `PYTHONPATH=/tmp/old python bench/bench_store_scale.py`):
 it uses only StoreWriter, StoreReader, app.store and pipeline.search. The store is deleted at the end
@@ -224,17 +226,21 @@ def sql_similarity(root: Path, n: int, dim: int, trials: int = 3) -> dict:
 
 
 def big_insert(root: Path, n: int, dim: int) -> dict:
-    """One run of n rows landed through the writer, the matrix streamed from a float32 memory map."""
+    """One run of n rows landed through the writer, the matrix streamed from a float32 memory map
+    (how a run too big for memory hands it over: 16 GB of float32 at 1M x 4096). RSS is the whole
+    process's, the mapped source's file pages included, sampled every 50 ms."""
     from storage import ItemRecord, ModelRecord, RunRecord, StoreWriter
+    from storage.vectors import vectors_dir
 
     source = root / "big.f32"
-    matrix = np.memmap(source, dtype=np.float32, mode="w+", shape=(n, dim))
     rng = np.random.default_rng(5)
-    for s in range(0, n, 8192):
-        block = rng.standard_normal((min(8192, n - s), dim), dtype=np.float32)
-        matrix[s:s + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    matrix.flush()
-    del matrix
+    with open(source, "wb") as f:  # plain writes: generating the source keeps none of it resident
+        for s in range(0, n, 8192):
+            block = rng.standard_normal((min(8192, n - s), dim), dtype=np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            f.write(memoryview(block).cast("B"))
+            if s // 8192 % 16 == 0:
+                print(f"big insert: source {s + len(block)}/{n} rows", flush=True)
     matrix = np.memmap(source, dtype=np.float32, mode="r", shape=(n, dim))
     ids = [f"b{i:08d}" for i in range(n)]
     path = root / "big.duckdb"
@@ -242,16 +248,24 @@ def big_insert(root: Path, n: int, dim: int) -> dict:
         w.upsert_models([ModelRecord("Synthetic-8B", "synthetic", "autoregressive", "published")])
         w.add_items([ItemRecord(i, "text", text=i) for i in ids])
     base_rss, base_anon = psutil.Process().memory_info().rss, anon_rss()
+    print(f"big insert: landing {n} x {dim} (RSS before {base_rss / 1e9:.2f} GB)", flush=True)
     with Sampler(root) as sampler:
         start = time.perf_counter()
         with StoreWriter(path) as w:
             w.add_run(RunRecord(run_id="big", source="pipeline", model="Synthetic-8B", label="final",
                                 embedding_items=ids, embeddings=matrix))
         seconds = time.perf_counter() - start
+    folder = vectors_dir(path)
     out = {"rows": n, "dim": dim, "seconds": seconds, "rss_peak_mb": sampler.peak_rss / 1e6,
            "rss_before_mb": base_rss / 1e6, "anon_rss_peak_mb": sampler.peak_anon / 1e6,
-           "anon_rss_before_mb": base_anon / 1e6}
+           "anon_rss_before_mb": base_anon / 1e6, "rss_target_mb": 4000,
+           "source_float32_gb": source.stat().st_size / 1e9,
+           "float16_file_gb": sum(p.stat().st_size for p in folder.iterdir()) / 1e9,
+           "catalogue_mb": path.stat().st_size / 1e6,
+           "disk_peak_gb_without_source": (sampler.peak_disk - source.stat().st_blocks * 512) / 1e9,
+           "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(out, indent=2), flush=True)
+    del matrix
     source.unlink()
     return out
 
@@ -302,6 +316,7 @@ def main() -> None:
     parser.add_argument("--sql-rows", type=int, default=0, help="also time SQL similarity at this many rows")
     parser.add_argument("--big-rows", type=int, default=0, help="also land one run of this many rows (RSS)")
     parser.add_argument("--skip-search", action="store_true", help="skip the search timing (issue 18 part 3's)")
+    parser.add_argument("--big-only", action="store_true", help="only the --big-rows insert (no grid store)")
     parser.add_argument("--dir", default=None, help="where to build the store (default: a temp dir)")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -309,10 +324,22 @@ def main() -> None:
     n_runs = max(1, round(GRID_RUNS * args.fraction))
     root = Path(tempfile.mkdtemp(prefix="store-scale-", dir=args.dir))
     path = root / "store.duckdb"
-    print(f"{n_runs} runs x {args.rows_per_run} rows x {args.dim}-d "
-          f"({n_runs * args.rows_per_run * args.dim * 4 / 1e9:.1f} GB of float32) in {root}")
+    if not args.big_only:
+        print(f"{n_runs} runs x {args.rows_per_run} rows x {args.dim}-d "
+              f"({n_runs * args.rows_per_run * args.dim * 4 / 1e9:.1f} GB of float32) in {root}")
     import torch  # noqa: F401 - loaded in the runner that writes; its cold import is not a publish's cost
 
+    if args.big_only:
+        try:
+            result = {"big_insert": big_insert(root, args.big_rows or 1_000_000, args.dim),
+                      "machine": {"cpus": os.cpu_count(), "memory_gb": psutil.virtual_memory().total / 2**30},
+                      "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            if args.out:
+                Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        finally:
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
+        return
     try:
         ids = seed(path, args.rows_per_run)
         rows = publish_all(path, ids, n_runs, args.dim)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from storage.errors import StoreCorruptError, StoreError, StoreLocationError, StoreMissingError
 from storage.migrations import check_readable
+from storage.pages import drop_pages
 from storage.paths import blocking_file
 from storage.vectors import Matrices, vectors_dir
 
@@ -302,7 +303,9 @@ class StoreReader:
         matrix, ids, rows = self._rows_of(run_id, item_ids, "item_id")
         if matrix is None or not ids:
             return [], np.zeros((0, 0), dtype=np.float32)
-        return ids, np.asarray(matrix[rows], dtype=np.float32)
+        copied = np.asarray(matrix[rows], dtype=np.float32)
+        drop_pages(matrix)  # the copy is the caller's; the file's pages need not stay in this process
+        return ids, copied
 
     def embedded_runs(self) -> pd.DataFrame:
         """Runs that stored embeddings, with their dimension and how to rebuild their encoder (live search)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from storage.pages import drop_pages
 from storage.vocabulary import META_TASKS, MODALITIES, PARADIGMS, ROLES, SOURCES, STAGES, STORED_META_TASKS
 
 
@@ -178,9 +179,13 @@ class RunRecord:
                     f"embeddings must be (N, D) with N = len(embedding_items) = {len(self.embedding_items)}, "
                     f"got {emb.shape}"
                 )
-            # a block at a time: a 1M x 4096 run must not cost a 4 GB mask
-            if not all(np.isfinite(emb[s:s + 8192]).all() for s in range(0, emb.shape[0], 8192)):
-                raise ValueError(f"run {self.run_id}: embeddings contain NaN or inf")
+            # a block at a time: a 1M x 4096 run must not cost a 4 GB mask, nor (memory-mapped) leave
+            # its 16 GB of float32 pages resident
+            for s in range(0, emb.shape[0], 8192):
+                finite = np.isfinite(emb[s:s + 8192]).all()
+                drop_pages(emb)
+                if not finite:
+                    raise ValueError(f"run {self.run_id}: embeddings contain NaN or inf")
         elif self.embedding_items:
             raise ValueError("embedding_items given without embeddings")
 

@@ -30,6 +30,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from storage.pages import drop_pages
+
 DTYPE = np.float16
 CHUNK_ROWS = 8192  # rows converted and written at a time: bounds the writer's extra memory
 TORCH_FROM = 1 << 20  # values in a block from which SQL similarity multiplies in torch (float16) instead of numpy
@@ -51,8 +53,10 @@ def _fsync_dir(folder: Path) -> None:
 def write_matrix(folder: Path, run_id: str, matrix: np.ndarray) -> str:
     """Write `matrix` as float16 under a fresh name in `folder`, durably; returns the file name.
 
-    Converted CHUNK_ROWS rows at a time, so a 1M x 4096 run costs the writer no full float16 copy
-    (and a memory-mapped float32 source is read a chunk at a time).
+    Converted CHUNK_ROWS rows at a time, so a 1M x 4096 run costs the writer no full float16 copy;
+    a memory-mapped source is read a chunk at a time and its pages let go after each chunk (else the
+    whole source, 16 GB of float32 at 1M x 4096, would end up resident; `storage.pages`). The file is
+    written with plain writes: its pages sit in the page cache, never in the writer's RSS.
     """
     if matrix.ndim != 2:
         raise ValueError(f"run {run_id}: embeddings must be (N, D), got shape {matrix.shape}")
@@ -77,6 +81,7 @@ def write_matrix(folder: Path, run_id: str, matrix: np.ndarray) -> str:
                     raise ValueError(f"run {run_id}: embedding values beyond float16's range ({limit:g}); "
                                      "store L2-normalised embeddings")
                 f.write(memoryview(block.half().numpy()).cast("B"))
+                drop_pages(matrix)
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, folder / name)
@@ -183,6 +188,7 @@ class Matrices:
             m = self._maps[run_id]
             cached = np.concatenate([np.linalg.norm(np.asarray(m[s:s + CHUNK_ROWS], np.float32), axis=1)
                                      for s in range(0, m.shape[0], CHUNK_ROWS)] or [np.zeros(0, np.float32)])
+            drop_pages(m)  # a pass over the whole file: keep none of it resident
             with _NORMS_LOCK:
                 _NORMS[key] = cached
         return cached

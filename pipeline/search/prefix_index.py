@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from storage.pages import drop_pages, read_rows
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the files' meaning changes; older folders are rebuilt
@@ -118,7 +120,8 @@ class PrefixIndex:
     @classmethod
     def build(cls, item_ids: Sequence[str], rows: np.ndarray, p: int | None = None,
               progress: Callable[[int, int], None] | None = None) -> PrefixIndex:
-        """Read `rows` once, in chunks of CHUNK_ROWS (a float16 memmap is converted a chunk at a time)."""
+        """Read `rows` once, in chunks of CHUNK_ROWS (a float16 memmap is converted a chunk at a time,
+        and its pages are let go after each chunk: the build never keeps the matrix resident)."""
         n = len(item_ids)
         if rows.ndim != 2 or len(rows) != n:
             raise ValueError(f"expected ({n}, D) rows for {n} ids, got shape {rows.shape}")
@@ -128,7 +131,9 @@ class PrefixIndex:
         for a in range(0, n, CHUNK_ROWS):
             norms = np.linalg.norm(np.asarray(rows[a:a + CHUNK_ROWS], dtype=np.float64), axis=1)
             scale[a:a + CHUNK_ROWS] = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+            drop_pages(rows)
         basis = _fit_basis(rows, scale, p) if n else np.eye(dim)[:, :p]
+        drop_pages(rows)  # the sample's rows are spread over the whole file
         prefix = np.empty((n, p), dtype=np.float32)
         residual, codes = np.empty(n), np.empty((n, dim), dtype=np.int8)
         code_scale, code_norm, code_error = np.empty(n), np.empty(n), np.empty(n)
@@ -145,6 +150,7 @@ class PrefixIndex:
             code_scale[a:a + len(unit)] = step
             code_norm[a:a + len(unit)] = step * np.linalg.norm(code, axis=1)
             code_error[a:a + len(unit)] = np.linalg.norm(unit - step[:, None] * code, axis=1) * (1 + 1e-9) + 1e-12
+            drop_pages(rows)
             if progress:
                 progress(min(a + CHUNK_ROWS, n), n)
         return cls(np.asarray(item_ids, dtype=str), rows, scale, basis, prefix, residual, codes, code_scale,
@@ -200,7 +206,9 @@ class PrefixIndex:
     # -- queries -----------------------------------------------------------------------------
     def exact_scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """float64 cosines of the given rows: the scores every answer is ranked by."""
-        picked = np.asarray(self.rows[np.sort(rows)] if len(rows) else self.rows[:0], dtype=np.float64)
+        # A few hundred scattered rows per query: read from the file, not through the map, where each
+        # fault maps its neighbours too and every run's whole matrix is resident within a few queries.
+        picked = np.asarray(read_rows(self.rows, np.sort(rows)) if len(rows) else self.rows[:0], dtype=np.float64)
         order = np.argsort(np.argsort(rows, kind="stable"), kind="stable")  # back to the asked order
         exact = (picked @ np.asarray(query, dtype=np.float64))[order] * self.scale[rows]
         # to 12 decimals, so equal rows tie exactly whatever order the BLAS kernel summed them in

@@ -154,3 +154,35 @@ def test_a_loose_prefix_is_skipped_until_it_is_tried_again(monkeypatch):
     for q in queries(rows, prefix_index.PREFIX_RECHECK + 1, seed=15):
         assert index.top_k(q, 10)[0].tolist() == brute_force(rows, q, 10)[0]
     assert len(prefix_passes) == 2  # the first query, and the PREFIX_RECHECK-th
+
+
+def test_building_and_searching_a_mapped_matrix_leaves_none_of_it_resident(tmp_path, monkeypatch):
+    """The build reads the rows a chunk at a time and lets each chunk's pages go; a query's exact
+    re-rank lets go of the rows it read. Else every run's whole matrix stays in RSS (issue 18)."""
+    from storage.pages import resident_bytes
+
+    monkeypatch.setattr(prefix_index, "CHUNK_ROWS", 1024)
+    path = tmp_path / "rows.npy"
+    np.save(path, np.random.default_rng(16).normal(size=(16384, 1024)).astype(np.float16))  # 32 MB
+    rows = np.load(path, mmap_mode="r")
+    resident = []  # how much of the file was resident each time the build let go of it
+    real_drop = prefix_index.drop_pages
+
+    def spying_drop(array):
+        resident.append(resident_bytes(str(path))["matching"])
+        return real_drop(array)
+
+    monkeypatch.setattr(prefix_index, "drop_pages", spying_drop)
+    index = PrefixIndex.build(ids(len(rows)), rows, p=32)
+    monkeypatch.setattr(prefix_index, "drop_pages", real_drop)
+    chunks = -(-len(rows) // 1024)
+    assert len(resident) == 2 * chunks + 1  # after every chunk of both passes, and after the basis sample
+    # one chunk at a time (plus what a fault maps around it: up to a 2 MB folio either side); only
+    # the basis sample, scattered rows, spans the file
+    assert sorted(resident)[-2] <= 1024 * 1024 * 2 + 4 * 2**20 < rows.nbytes // 4
+    assert resident_bytes(str(path))["matching"] < 64 * 1024
+    data = np.array(rows)  # the reference reads an in-memory copy
+    real_drop(rows)
+    for q in queries(data, 3, seed=17):
+        assert index.top_k(q, 10)[0].tolist() == brute_force(data, q, 10)[0]
+        assert resident_bytes(str(path))["matching"] < 64 * 1024

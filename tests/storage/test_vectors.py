@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from storage import StoreReader, StoreWriter, run_query
+from storage import RunRecord, StoreReader, StoreWriter, run_query
 from storage.parquet_export import export_parquet
 from storage.vectors import vectors_dir
 from tests.storage.helpers import seed_catalogue, toy_run
@@ -161,3 +161,59 @@ def test_a_version_6_store_moves_its_embeddings_to_files(tmp_path):
     assert got == sorted(ids)
     np.testing.assert_allclose(vecs, expected[np.argsort(ids)], atol=1e-3)
     assert len(reader.dataset_items("target")) == 3
+
+
+def _mapped_source(tmp_path, bad_row: int | None = None) -> tuple[np.ndarray, str]:
+    """A 16384 x 512 float32 matrix in a file (32 MB), memory-mapped read-only as a big run hands it over."""
+    path = tmp_path / ("bad.f32" if bad_row is not None else "source.f32")
+    values = np.random.default_rng(3).normal(size=(16384, 512)).astype(np.float32) / 30
+    if bad_row is not None:
+        values[bad_row, 7] = np.nan
+    values.tofile(path)
+    return np.memmap(path, dtype=np.float32, mode="r", shape=values.shape), str(path)
+
+
+def test_a_run_record_checks_a_mapped_matrix_without_keeping_it_resident(tmp_path):
+    from storage.pages import resident_bytes
+
+    source, path = _mapped_source(tmp_path)
+    ids = [f"i{r}" for r in range(len(source))]
+    RunRecord(run_id="big", source="demo", model="m", label="final", embedding_items=ids, embeddings=source)
+    assert resident_bytes(path)["matching"] < 64 * 1024
+    bad, _ = _mapped_source(tmp_path, bad_row=15000)  # the NaN in the last block is still found
+    with pytest.raises(ValueError, match="NaN"):
+        RunRecord(run_id="big", source="demo", model="m", label="final", embedding_items=ids, embeddings=bad)
+
+
+def test_a_mapped_source_is_written_a_chunk_at_a_time_and_never_kept_resident(tmp_path, monkeypatch):
+    """A 1M x 4096 float32 source is 16 GB: the writer reads one chunk, writes it, lets its pages
+    go, and never holds more (issue 18: a 1M x 4096 insert under 4 GB RSS)."""
+    from storage import vectors
+    from storage.pages import resident_bytes
+
+    monkeypatch.setattr(vectors, "CHUNK_ROWS", 1024)
+    source, source_path = _mapped_source(tmp_path)  # 32 MB, 2 MB a chunk
+    resident = []
+    real_drop = vectors.drop_pages
+
+    def spying_drop(array):
+        resident.append(resident_bytes(str(source_path))["matching"])
+        return real_drop(array)
+
+    monkeypatch.setattr(vectors, "drop_pages", spying_drop)
+    name = vectors.write_matrix(tmp_path / "out", "big", source)
+    assert len(resident) == 16  # once per chunk
+    assert max(resident) <= 1024 * 512 * 4 + 4 * 2**20 < source.nbytes // 4  # a chunk (and a fault's folio)
+    assert resident_bytes(str(source_path))["matching"] < 64 * 1024
+    written = np.load(tmp_path / "out" / name, mmap_mode="r")
+    np.testing.assert_array_equal(written[5000], source[5000].astype(np.float16))
+
+
+def test_reading_a_runs_embeddings_leaves_none_of_its_file_resident(tmp_path):
+    from storage.pages import resident_bytes
+
+    path, ids = _store(tmp_path, dim=4096)  # 6 rows x 8 KB
+    reader = StoreReader(path)
+    got_ids, vecs = reader.embeddings("r1")
+    assert got_ids == sorted(ids) and vecs.shape == (len(ids), 4096)
+    assert resident_bytes(str(vectors_dir(path)))["matching"] == 0
