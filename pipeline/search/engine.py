@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -230,7 +231,24 @@ class SearchEngine:
                 self._maps.clear()
                 self._cards.clear()
                 self._view = fresh
+                if self.reader.version == version:  # an older version must not prune a newer one's indexes
+                    self.prune_index_folder({run.index_name for run in fresh.runs.values()})
             return self._view
+
+    def prune_index_folder(self, keep: set[str]) -> list[str]:
+        """Remove saved indexes of runs this store version no longer holds (replaced or merged
+        away), so `<store>.search/` does not grow with every re-run. In-progress saves
+        (`.tmp-<pid>`) are left to their writer; a process still mapping a removed index keeps
+        its pages (Linux unlinks, it does not truncate). Returns the names removed."""
+        folder = self.index_folder()
+        try:
+            stale = [p for p in folder.iterdir() if p.is_dir() and ".tmp-" not in p.name and p.name not in keep]
+        except OSError:  # no folder yet, or not readable: nothing to prune
+            return []
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed the saved search index %s: its run is no longer in the store", path.name)
+        return [p.name for p in stale]
 
     def _load_view(self, version) -> _StoreView:
         embedded = self.reader.embedded_runs()

@@ -227,3 +227,22 @@ def test_a_saved_search_index_is_loaded_not_rebuilt_even_after_eviction(embedded
         EncoderSource.of_run(answers[0].run.checkpoint, answers[0].run.config)).encode(
             Query.build(text="red").example())), 3)
     assert [i for i, _ in brute] == [h.item_id for h in again[0].hits]
+
+
+def test_saved_indexes_of_runs_gone_from_the_store_are_removed(embedded_store, tmp_path):
+    path = tmp_path / "store.duckdb"
+    shutil.copy(embedded_store.path, path)
+    engine = SearchEngine(StoreReader(path))
+    answers = engine.search(Query.build(text="red"), k=3).answers
+    folder = engine.index_folder()
+    kept, dropped = (a.run for a in answers)
+    in_progress = folder / f"{kept.index_name}.tmp-999999"  # another process's save, not yet renamed
+    in_progress.mkdir()
+    assert {p.name for p in folder.iterdir()} == {kept.index_name, dropped.index_name, in_progress.name}
+    writer = StoreWriter(path)
+    writer.delete_run(dropped.run_id)
+    writer.publish()
+    again = engine.search(Query.build(text="red"), k=3).answers  # the engine sees the new version
+    assert [a.run.run_id for a in again] == [kept.run_id]
+    assert {p.name for p in folder.iterdir()} == {kept.index_name, in_progress.name}
+    assert engine.index_builds == 2  # the kept run's index was not rebuilt
