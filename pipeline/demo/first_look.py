@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "demo-first-look"
 # Enough eval queries for a score and a readable map, few train pairs (the runner wants some; a first
 # look does not train), and captions for a short pretraining: this sample builds in seconds.
-FIRST_LOOK_PLAN = SizePlan(n_train=32, n_eval=40, n_captions=1000)
+FIRST_LOOK_PLAN = SizePlan(n_train=32, n_eval=24, n_captions=800)
 FIRST_LOOK_STEPS = 80  # pretraining steps: the CLIP-like miniature moves off chance within them
 LABEL_NOTE = " (first look, on a sample)"
-NOTE = ("First look: zero-shot on a small sample of the built-in benchmark (at most 40 queries per dataset), "
+NOTE = ("First look: zero-shot on a small sample of the built-in benchmark (at most 24 queries per dataset), "
         "after a short pretraining; replaced by the full demo's runs when they land.")
 EXPECTED_S = 45.0  # measured on 2 cores beside the benchmark build: the status line's estimate
 
