@@ -346,6 +346,15 @@ def _short(model: DemoModel) -> str:
     return model.name.replace(" (tiny demo)", "")
 
 
+def _benchmark_worker(parent: int) -> None:
+    """The process that builds the benchmark beside the first look. It yields to the first look
+    and to the starting dashboard (a lower priority): nothing needs the benchmark before the first
+    look is done, and on 2 cores the three would otherwise share them equally."""
+    _die_with_parent(parent)
+    with contextlib.suppress(OSError):
+        os.nice(5)
+
+
 def _land_first_look(writer: StoreWriter, store: Path, config: DemoConfig, status: DemoStatus,
                      report: DemoReport) -> set[str]:
     """Build the benchmark in another process while the first look lands here (one core each);
@@ -356,7 +365,7 @@ def _land_first_look(writer: StoreWriter, store: Path, config: DemoConfig, statu
     model = first_look.first_look_config(config).models[0]
     look_items: set[str] = set()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+                             initializer=_benchmark_worker, initargs=(os.getpid(),)) as pool:
         bench = pool.submit(resolve_data_root, config.data_root(), config.seed, False)
         status.running = ["building the benchmark", f"{_short(model)}: first look (zero-shot on a sample)"]
         status.first_look, status.first_look_s = "running", first_look.EXPECTED_S
