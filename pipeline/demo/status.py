@@ -1,8 +1,8 @@
 """How far a demo build is: written by `build_demo` beside the store, read by the dashboard.
 
-The file (`<store>.demo-status.json`) holds what the build knows at each event: families
-with their first stage (zero-shot runs and maps) landed, families done, what is running,
-and when it started. The dashboard turns it into one status line and into the empty
+The file (`<store>.demo-status.json`) holds what the build knows at each event: whether the
+first look (pipeline/demo/first_look.py) is running, shown or replaced, families with their
+first stage (zero-shot runs and maps) landed, families done, what is running, and when it started. The dashboard turns it into one status line and into the empty
 states' "what is coming and when", so a user watching the first minutes always knows what
 the background build is doing. The estimate of time left is the build's own pace so far
 (work done against seconds spent), or the preset's measured wall time before anything
