@@ -1,6 +1,6 @@
 """How fast the dashboard feels: first load, tab switch, filter update and SQL round trip.
 
-    python bench/bench_app.py [--trials 20] [--paper-only] [--no-browser] [--fresh-start]
+    python bench/bench_app.py [--trials 20] [--paper-only] [--no-browser] [--fresh-start | --fresh-start-only]
     python bench/bench_app.py --search-only [--search-runs 8 --search-rows 12000 --search-dim 4096]
 
 `--search-only` measures the Live retrieval tab instead, on a store with items and embeddings
@@ -223,15 +223,16 @@ def bench_fresh_start(timeout_s: float = 900, port: int | None = None) -> dict:
     import subprocess
     import urllib.request
 
-    from bench.tab_content import TABS, filled_tabs
+    from bench.tab_content import TABS, filled_tabs, first_look_stage
 
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as home:
         port, store = port or _free_port(), Path(home) / "store.duckdb"
         env = {**os.environ, "VLMEMBED_HOME": home}
         tick = time.perf_counter()
         app = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "app", "--store", str(store), "--port", str(port)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        answered, filled = None, {}
+        answered, filled, stages = None, {}, {}
         try:
             while time.perf_counter() - tick < timeout_s and app.poll() is None:
                 if answered is None:
@@ -243,6 +244,7 @@ def bench_fresh_start(timeout_s: float = 900, port: int | None = None) -> dict:
                         continue
                 seconds = time.perf_counter() - tick - answered
                 filled.update({t: round(seconds, 1) for t, ok in filled_tabs(store).items() if ok and t not in filled})
+                stages.update({k: round(seconds, 1) for k in first_look_stage(store) if k not in stages})
                 if len(filled) == len(TABS):
                     break
                 time.sleep(1.0)
@@ -255,7 +257,17 @@ def bench_fresh_start(timeout_s: float = 900, port: int | None = None) -> dict:
     every = max(filled.values()) if len(filled) == len(TABS) else None
     return {"answered_s": None if answered is None else round(answered, 1), "seconds_per_tab_after_answer": filled,
             "every_tab_filled_after_answer_s": every, "target_s": EVERY_TAB_FILLED_TARGET_S,
-            "missing": [t for t in TABS if t not in filled], "load_avg_at_end": os.getloadavg()}
+            "missing": [t for t in TABS if t not in filled], "first_look_after_answer_s": stages,
+            "load_avg_at_start": load_at_start, "load_avg_at_end": os.getloadavg()}
+
+
+def print_fresh_start(fresh: dict) -> None:
+    print(f"fresh start: answered in {fresh['answered_s']} s; every tab filled "
+          f"{fresh['every_tab_filled_after_answer_s']} s after that (target {EVERY_TAB_FILLED_TARGET_S} s; "
+          f"missing {fresh['missing'] or 'none'}; first look {fresh['first_look_after_answer_s'] or 'none'}; "
+          f"load average {fresh['load_avg_at_start'][0]:.1f} at the start, {fresh['load_avg_at_end'][0]:.1f} at the end)")
+    for tab, seconds in sorted(fresh["seconds_per_tab_after_answer"].items(), key=lambda kv: kv[1]):
+        print(f"  {tab:12s} {seconds:7.1f} s after the app answered")
 
 
 def bench_client(url: str, trials: int) -> dict:
@@ -295,6 +307,8 @@ def main() -> int:
     parser.add_argument("--no-browser", action="store_true", help="gradio_client only")
     parser.add_argument("--fresh-start", action="store_true",
                         help="also time `vlmembed app` on an empty home until every tab has content (minutes)")
+    parser.add_argument("--fresh-start-only", action="store_true",
+                        help="only the fresh start (bench/results/app_fresh_start.json), no timings on a built store")
     parser.add_argument("--search-only", action="store_true",
                         help="only the search tab on a store with items and embeddings (bench/results/app_search.json)")
     parser.add_argument("--search-runs", type=int, default=8)
@@ -310,6 +324,12 @@ def main() -> int:
         out["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         print(json.dumps(out, indent=1))
         (RESULTS.parent / "app_search.json").write_text(json.dumps(out, indent=1) + "\n")
+        return 0
+
+    if args.fresh_start_only:
+        fresh = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), **bench_fresh_start()}
+        print_fresh_start(fresh)
+        (RESULTS.parent / "app_fresh_start.json").write_text(json.dumps(fresh, indent=1) + "\n")
         return 0
 
     import logging
@@ -334,9 +354,7 @@ def main() -> int:
     report(results)
     fresh = bench_fresh_start() if args.fresh_start else None
     if fresh:
-        print(f"fresh start: answered in {fresh['answered_s']} s; every tab filled "
-              f"{fresh['every_tab_filled_after_answer_s']} s after that (target {EVERY_TAB_FILLED_TARGET_S} s; "
-              f"missing {fresh['missing'] or 'none'}; load average {fresh['load_avg_at_end'][0]:.1f})")
+        print_fresh_start(fresh)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

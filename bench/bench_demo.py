@@ -39,9 +39,10 @@ FIRST_MINUTE_TARGET_S = 60
 def seconds_to_every_tab_filled(preset: str, timeout_s: float = 900, poll_s: float = 1.0) -> dict:
     """Start the demo build as `vlmembed app` does (a background process on an empty home) and time
     when each tab first has content; the build is stopped once every tab has."""
-    from bench.tab_content import TABS, filled_tabs
+    from bench.tab_content import TABS, filled_tabs, first_look_stage
     from pipeline.cli.app import DemoProcess
 
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as home:
         env_home = os.environ.get("VLMEMBED_HOME")
         os.environ["VLMEMBED_HOME"] = home  # the demo process inherits it
@@ -50,11 +51,13 @@ def seconds_to_every_tab_filled(preset: str, timeout_s: float = 900, poll_s: flo
         tick = time.perf_counter()
         demo = DemoProcess(command + (["--small"] if preset == "small" else []), Path(home) / "demo.log")
         filled: dict[str, float] = {}
+        stages: dict[str, float] = {}
         try:
             while len(filled) < len(TABS) and time.perf_counter() - tick < timeout_s and not demo.ended.is_set():
                 now = filled_tabs(store)
                 seconds = time.perf_counter() - tick
                 filled.update({tab: round(seconds, 1) for tab, ok in now.items() if ok and tab not in filled})
+                stages.update({k: round(seconds, 1) for k in first_look_stage(store) if k not in stages})
                 time.sleep(poll_s)
         finally:
             demo.stop()
@@ -64,7 +67,8 @@ def seconds_to_every_tab_filled(preset: str, timeout_s: float = 900, poll_s: flo
                 os.environ["VLMEMBED_HOME"] = env_home
     every = max(filled.values()) if len(filled) == len(TABS) else None
     return {"preset": preset, "seconds_per_tab": filled, "every_tab_filled_s": every,
-            "missing": [t for t in TABS if t not in filled], "load_avg_at_end": os.getloadavg()}
+            "missing": [t for t in TABS if t not in filled], "first_look_s": stages,
+            "load_avg_at_start": load_at_start, "load_avg_at_end": os.getloadavg()}
 
 
 def first_minute(args: argparse.Namespace) -> None:
@@ -72,7 +76,8 @@ def first_minute(args: argparse.Namespace) -> None:
     every = result["every_tab_filled_s"]
     print(f"demo --{args.preset} started as `vlmembed app` starts it: seconds to every tab filled "
           f"{every if every is not None else 'not reached'} (missing: {', '.join(result['missing']) or 'none'}); "
-          f"load average at the end {result['load_avg_at_end'][0]:.1f}")
+          f"first look {result['first_look_s'] or 'none'}; load average at the start "
+          f"{result['load_avg_at_start'][0]:.1f}, at the end {result['load_avg_at_end'][0]:.1f}")
     for tab, seconds in sorted(result["seconds_per_tab"].items(), key=lambda kv: kv[1]):
         print(f"  {tab:12s} {seconds:7.1f} s")
     args.out.mkdir(parents=True, exist_ok=True)

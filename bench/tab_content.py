@@ -6,7 +6,8 @@ Per query a run with per-query ranks; Data scale a demo or pipeline run with a t
 count (a zero-shot point counts); Alignment a stored 2-D map; Live retrieval a model its
 default search would use (a final or, before it lands, a zero-shot run with embeddings); SQL a query that
 answers. Used by bench_demo.py (seconds to every tab filled during a build) and bench_app.py
-(the same after a fresh `vlmembed app`).
+(the same after a fresh `vlmembed app`). On a fresh store the demo's first look (labelled runs on
+a sample, replaced by the full runs later) fills Per query, Data scale, Alignment and Live retrieval.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ import contextlib
 from pathlib import Path
 
 TABS = ("overview", "datasets", "per_query", "data_scale", "alignment", "search", "sql")
+
+
+def first_look_stage(store: Path) -> list[str]:
+    """The demo's first look as its status file says now: [] or ["running"], ["landed"], ...
+    (pipeline/demo/first_look.py), so a measurement says which content filled the tabs."""
+    from pipeline.demo.status import read_status
+
+    status = read_status(store)
+    return [status.first_look] if status is not None and status.first_look else []
 
 
 def filled_tabs(store: Path) -> dict[str, bool]:

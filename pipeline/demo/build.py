@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from pipeline.data.mmeb import MMEBReader
+from pipeline.demo import first_look
 from pipeline.demo.baselines import build_baselines
 from pipeline.demo.pretrain import PretrainConfig, pretrain, seed_token_embeddings
 from pipeline.demo.status import DemoStatus
@@ -98,6 +99,10 @@ class DemoConfig:
     # either way (the trainer seeds itself; tested), only the order in which runs land changes.
     early_zero_shot: bool = True
     expected_s: float = 600.0  # measured wall time on 2 idle cores: the status line's first estimate
+    # On a fresh store, land a labelled first look (pipeline/demo/first_look.py) while the benchmark
+    # builds, so every tab has this machine's runs within the first minute; the full runs replace it.
+    first_look: bool = True
+    data: str = ""  # data root instead of builtin:<bench> (the first look's sample of it)
 
     def __post_init__(self) -> None:
         if self.bench not in ("small", "full"):
@@ -107,15 +112,20 @@ class DemoConfig:
 
     def pretrain_key(self) -> str:
         """Names a pretrained miniature: changes whenever what it learned from, or how, changes."""
-        blob = json.dumps({"bench": self.bench, "seed": self.seed, "pretrain": asdict(self.pretrain),
-                           "recipe": PRETRAIN_RECIPE}, sort_keys=True)
+        key = {"bench": self.bench, "seed": self.seed, "pretrain": asdict(self.pretrain), "recipe": PRETRAIN_RECIPE}
+        if self.data:  # another data root, other captions (unset: the keys of earlier builds stay)
+            key["data"] = self.data
+        blob = json.dumps(key, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+    def data_root(self) -> str:
+        return self.data or f"builtin:{self.bench}"
 
     def experiment(self, model: DemoModel, base: Path) -> Experiment:
         return Experiment(
             name=self.name, source="demo", meta_tasks=self.meta_tasks, zero_shot=True, eval_batch_size=64,
             store_embeddings="all", train=self.train,
-            data=DataEntry(root=f"builtin:{self.bench}", selection="builtin", train_cap=self.train_cap,
+            data=DataEntry(root=self.data_root(), selection="builtin", train_cap=self.train_cap,
                            eval_limit=self.eval_limit, eval_limit_by_task=dict(self.eval_limit_by_task),
                            seed=self.seed),
             models=(ModelEntry(name=model.name, family=model.family, base=str(base)),))
@@ -191,6 +201,7 @@ class DemoReport:
     seconds: dict[str, float] = field(default_factory=dict)
     baselines: list[str] = field(default_factory=list)  # runs of source 'baseline' (re)measured
     text: list[str] = field(default_factory=list)  # the miniatures' text-task runs
+    first_look: list[str] = field(default_factory=list)  # landed early, replaced by the full runs since
 
 
 # A family's build in stages: "first" pretrains and lands the zero-shot runs with their maps, "rest"
@@ -231,7 +242,7 @@ def build_family(model: DemoModel, config: DemoConfig, store: Path, progress: bo
     if (base / "pretrain.json").is_file():
         log.info("reusing the pretrained %s at %s", model.name, base)
     else:
-        reader = MMEBReader(resolve_data_root(f"builtin:{config.bench}", config.seed))
+        reader = MMEBReader(resolve_data_root(config.data_root(), config.seed))
         pretrain_miniature(model, config, caption_examples(reader, config.seed), base, progress)
         seconds[f"{model.family}:pretrain"] = time.perf_counter() - tick
     tick = time.perf_counter()
@@ -335,6 +346,51 @@ def _short(model: DemoModel) -> str:
     return model.name.replace(" (tiny demo)", "")
 
 
+def _benchmark_worker(parent: int) -> None:
+    """The process that builds the benchmark beside the first look. It yields to the first look
+    and to the starting dashboard (a lower priority): nothing needs the benchmark before the first
+    look is done, and on 2 cores the three would otherwise share them equally."""
+    _die_with_parent(parent)
+    with contextlib.suppress(OSError):
+        os.nice(5)
+
+
+def _land_first_look(writer: StoreWriter, store: Path, config: DemoConfig, status: DemoStatus,
+                     report: DemoReport) -> set[str]:
+    """Build the benchmark in another process while the first look lands here (one core each);
+    returns the items the first look's runs use. A failed first look is logged; the build goes on."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    model = first_look.first_look_config(config).models[0]
+    look_items: set[str] = set()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_benchmark_worker, initargs=(os.getpid(),)) as pool:
+        bench = pool.submit(resolve_data_root, config.data_root(), config.seed, False)
+        status.running = ["building the benchmark", f"{_short(model)}: first look (zero-shot on a sample)"]
+        status.first_look, status.first_look_s = "running", first_look.EXPECTED_S
+        status.write(store)
+        threads, tick = torch.get_num_threads(), time.perf_counter()
+        copy = _worker_store(store, model)
+        try:
+            torch.set_num_threads(1)  # the benchmark build has the other core
+            shutil.copyfile(store, copy)
+            report.first_look = first_look.land(writer, config, copy)
+            writer.publish(keep_open=True)
+            look_items, status.first_look = first_look.items_in_use(writer), "landed"
+            report.seconds["first look"] = time.perf_counter() - tick
+        except Exception as exc:  # noqa: BLE001 - the first look is a preview: the full build goes on
+            log.warning("the first look failed, the full demo goes on: %s", exc)
+            status.first_look = "failed"
+        finally:
+            torch.set_num_threads(threads)
+            _remove_worker_stores(store, model)
+        status.running = ["building the benchmark"]
+        status.write(store)
+        bench.result()
+    return look_items
+
+
 def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
                on_model_done: Callable[[DemoModel, list[str]], None] | None = None,
                workers: int | None = None) -> DemoReport:
@@ -356,9 +412,14 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
             writer.publish(keep_open=True)
         report.seconds["paper"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        resolve_data_root(f"builtin:{config.bench}", config.seed, progress)  # built here, before any worker reads it
-        report.seconds["benchmark"] = status.benchmark_s = time.perf_counter() - tick
         _remove_worker_stores(store)  # left by a build that was killed
+        # the items a first look's runs use, dropped with them when the first full runs land
+        look_items = first_look.items_in_use(writer) if first_look.run_ids(writer) else set()
+        if config.first_look and first_look.wanted(writer):  # the benchmark builds beside it
+            look_items = _land_first_look(writer, store, config, status, report)
+        else:  # built here, before any worker reads it
+            resolve_data_root(config.data_root(), config.seed, progress)
+        report.seconds["benchmark"] = status.benchmark_s = time.perf_counter() - tick
         home = vlmembed_home()
         todo = [m for m in config.models if not _is_complete(m, config, home, writer)]
         status.done = [_short(m) for m in config.models if m not in todo]
@@ -367,7 +428,11 @@ def build_demo(store: str | Path, config: DemoConfig, progress: bool = True,
         schedule = _Schedule(order, config.early_zero_shot)
 
         def land(built: FamilyBuild) -> None:
+            nonlocal look_items
             writer.merge_runs(built.store, built.runs)
+            if built.runs and look_items:  # in the same publish: the tabs never go empty
+                first_look.retire(writer, look_items)
+                look_items, status.first_look = set(), "replaced"
             if built.runs:
                 writer.publish(keep_open=True)
             _remove_worker_stores(store, built.model)

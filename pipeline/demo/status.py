@@ -1,8 +1,8 @@
 """How far a demo build is: written by `build_demo` beside the store, read by the dashboard.
 
-The file (`<store>.demo-status.json`) holds what the build knows at each event: families
-with their first stage (zero-shot runs and maps) landed, families done, what is running,
-and when it started. The dashboard turns it into one status line and into the empty
+The file (`<store>.demo-status.json`) holds what the build knows at each event: whether the
+first look (pipeline/demo/first_look.py) is running, shown or replaced, families with their
+first stage (zero-shot runs and maps) landed, families done, what is running, and when it started. The dashboard turns it into one status line and into the empty
 states' "what is coming and when", so a user watching the first minutes always knows what
 the background build is doing. The estimate of time left is the build's own pace so far
 (work done against seconds spent), or the preset's measured wall time before anything
@@ -50,6 +50,10 @@ class DemoStatus:
     error: str | None = None
     benchmark_s: float | None = None  # how long the benchmark took; None while it builds
     pid: int = field(default_factory=os.getpid)  # the build's process: a killed build is not building
+    # the first look (pipeline/demo/first_look.py): "" (none), running, landed, replaced (by the full
+    # runs) or failed; first_look_s its expected seconds on 2 cores
+    first_look: str = ""
+    first_look_s: float = 45.0
 
     # -- progress -------------------------------------------------------------------
     def fraction(self) -> float:
@@ -82,9 +86,11 @@ class DemoStatus:
 
     def seconds_to_first_stage(self, now: float | None = None) -> float:
         """Estimated seconds until the first family's zero-shot runs and maps land (0 once they have)."""
-        if self.first_stage or self.done:
+        if self.first_stage or self.done or self.first_look == "landed":
             return 0.0
         elapsed = max(0.0, (now or time.time()) - self.started_at)
+        if self.first_look == "running":
+            return max(self.first_look_s - elapsed, 15.0)
         cheapest = min((self.costs.get(f, 1.0) for f in self.families), default=1.0)
         total = sum(self.costs.get(f, 1.0) for f in self.families) or 1.0
         workers = max(1, len(self.running))
@@ -114,6 +120,8 @@ class DemoStatus:
             return f"Demo built: {len(self.done)}/{n} families."
         stage = "; ".join(self.running) or "starting"
         first = f", {len(self.first_stage)}/{n} with zero-shot results" if len(self.first_stage) > len(self.done) else ""
+        if self.first_look == "landed":
+            first += " (shown meanwhile: a first look, zero-shot on a sample, replaced when the full runs land)"
         return (f"Demo building in the background: {len(self.done)}/{n} families done{first}. "
                 f"Now: {stage}. About {_duration(self.seconds_left(now))} left (estimate).")
 

@@ -30,7 +30,8 @@ MICRO = DemoConfig(
     pretrain=PretrainConfig(steps=3, batch_size=8, warmup=1, tokenizer_steps=2),
     train=TrainConfig(global_batch_size=8, chunk_size=8, max_steps=3, lora=None, temperature=0.05,
                       checkpoint_samples=(8,)),
-    project_method=None, baselines=False)  # test_micro_demo_baselines builds them
+    project_method=None, baselines=False,  # test_micro_demo_baselines builds them
+    first_look=False)  # tests/demo/test_first_look.py covers it
 
 
 @pytest.fixture(scope="module")
