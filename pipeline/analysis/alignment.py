@@ -102,22 +102,21 @@ def recall_at_1(queries: np.ndarray, targets: np.ndarray, query_ids: Sequence | 
     return recall_both_ways(queries, targets, query_ids, target_ids)[0]
 
 
-def _pair_sums(q: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    """(sum of cos(q_i, t_i), sum of ||q_i - t_i||^2 over unit rows), in float64 blocks so the
-    float64 copies of two 10k x 4096 matrices never exist at once."""
+def _pair_sums(q: np.ndarray, t: np.ndarray, q_first: np.ndarray, t_first: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(sum of cos(q_i, t_i), sum of ||q_i - t_i||^2 over unit rows, centroid gap vector), in one
+    pass of float64 blocks, so the float64 copies of two 10k x 4096 matrices never exist at once.
+    The centroids count the rows in q_first / t_first (each distinct item once)."""
     cos_sum = squared_sum = 0.0
+    q_total, t_total = np.zeros(q.shape[1]), np.zeros(t.shape[1])
+    q_counted, t_counted = np.zeros(len(q), dtype=bool), np.zeros(len(t), dtype=bool)
+    q_counted[q_first], t_counted[t_first] = True, True
     for i in range(0, len(q), PAIR_BLOCK):
         qb, tb = _unit(q[i:i + PAIR_BLOCK]), _unit(t[i:i + PAIR_BLOCK])
         cos_sum += float(np.einsum("ij,ij->", qb, tb))
         squared_sum += float(np.einsum("ij,ij->", qb - tb, qb - tb))
-    return cos_sum, squared_sum
-
-
-def _centroid(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    total = np.zeros(x.shape[1])
-    for i in range(0, len(rows), PAIR_BLOCK):
-        total += _unit(x[rows[i:i + PAIR_BLOCK]]).sum(axis=0)
-    return total / len(rows)
+        q_total += q_counted[i:i + PAIR_BLOCK] @ qb
+        t_total += t_counted[i:i + PAIR_BLOCK] @ tb
+    return cos_sum, squared_sum, q_total / len(q_first) - t_total / len(t_first)
 
 
 def alignment_metrics(queries: np.ndarray, targets: np.ndarray, query_modality: str | None = None,
@@ -131,8 +130,8 @@ def alignment_metrics(queries: np.ndarray, targets: np.ndarray, query_modality: 
     t_ids = np.arange(len(t)) if target_ids is None else np.asarray(target_ids)
     q_first = np.unique(q_ids, return_index=True)[1]  # each distinct item once
     t_first = np.unique(t_ids, return_index=True)[1]
-    cos_sum, squared_sum = _pair_sums(q, t)
-    gap = float(np.linalg.norm(_centroid(q, q_first) - _centroid(t, t_first)))
+    cos_sum, squared_sum, centroid_gap = _pair_sums(q, t, q_first, t_first)
+    gap = float(np.linalg.norm(centroid_gap))
     out = {
         "paired_cosine_distance": 1.0 - cos_sum / len(q),
         "centroid_gap": gap,

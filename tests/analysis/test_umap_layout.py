@@ -34,6 +34,7 @@ def test_curve_parameters_are_umap_learns():
 
     for min_dist in (0.1, 0.5):
         assert np.allclose(curve_parameters(min_dist), find_ab_params(1.0, min_dist), rtol=1e-4)
+        assert np.allclose(curve_parameters(min_dist), curve_parameters(min_dist, refit=True), rtol=1e-9)
 
 
 def _layout(x, seed=0, n_epochs=None):
