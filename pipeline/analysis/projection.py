@@ -91,15 +91,20 @@ def project(x: np.ndarray, method: Method = "umap", seed: int = 0) -> np.ndarray
     raise ValueError(f"unknown projection method {method!r}; use one of {METHODS}")
 
 
+KNN_BLOCK_BYTES = 256 * 2**20  # at most this much of similarities at a time, whatever the map's size
+
+
 def exact_cosine_knn(x: np.ndarray, k: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Each row's k nearest rows by cosine distance, itself first: (indices, distances), both (N, k).
 
-    Chunked matrix products: memory stays at chunk x N similarities. torch's top-k selects the
-    neighbours about 6x faster than numpy's argpartition over 20k-wide rows.
+    Chunked matrix products: memory stays at chunk x N similarities (fewer rows per chunk for
+    large N). torch's top-k selects the neighbours about 6x faster than numpy's argpartition
+    over 20k-wide rows.
     """
     import torch
 
     x = np.asarray(x, dtype=np.float32)
+    chunk = max(1, min(chunk, KNN_BLOCK_BYTES // (4 * max(len(x), 1))))
     unit = torch.from_numpy(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
     n = len(unit)
     indices = np.empty((n, k), dtype=np.int64)

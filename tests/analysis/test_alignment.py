@@ -157,3 +157,18 @@ def test_float32_metrics_match_the_float64_definition():
     assert got["q2t_recall@1"] == pytest.approx(np.mean(sims.argmax(1) == np.arange(300)) * 100)
     assert got["t2q_recall@1"] == pytest.approx(np.mean(sims.argmax(0) == np.arange(300)) * 100)
     assert got["alignment"] == pytest.approx(np.mean(np.sum((qu - tu) ** 2, axis=1)), rel=1e-12)
+
+
+def test_exact_knn_bounds_its_similarity_blocks(monkeypatch):
+    import torch
+
+    import pipeline.analysis.projection as projection
+
+    x = np.random.default_rng(8).normal(size=(300, 12)).astype(np.float32)
+    expected = exact_cosine_knn(x, k=5)
+    monkeypatch.setattr(projection, "KNN_BLOCK_BYTES", 4 * 300 * 7)  # room for 7 rows of 300 similarities
+    blocks, topk = [], torch.topk
+    monkeypatch.setattr(torch, "topk", lambda sims, *a, **kw: blocks.append(tuple(sims.shape)) or topk(sims, *a, **kw))
+    found = projection.exact_cosine_knn(x, k=5)
+    assert max(rows for rows, _ in blocks) == 7 and sum(rows for rows, _ in blocks) == 300
+    assert (found[0] == expected[0]).all() and np.allclose(found[1], expected[1])
