@@ -84,8 +84,8 @@ def cold_call(pairs: int, dim: int, numba_cache: Path) -> float:
 
 def warm_parts(vectors: np.ndarray, pairs: int) -> dict:
     from pipeline.analysis.alignment import alignment_metrics
-    from pipeline.analysis.projection import UMAP_PCA_DIMS, exact_cosine_knn, pca_reduce
-    from pipeline.analysis.umap_layout import fuzzy_graph, optimise_layout, pca_init
+    from pipeline.analysis.projection import UMAP_PCA_DIMS, exact_cosine_knn, pca_2d, pca_reduce
+    from pipeline.analysis.umap_layout import fuzzy_graph, initial_layout, optimise_layout
 
     parts, start = {}, time.perf_counter()
 
@@ -102,7 +102,7 @@ def warm_parts(vectors: np.ndarray, pairs: int) -> dict:
     lap("exact_knn")
     graph = fuzzy_graph(*knn)
     lap("fuzzy_graph")
-    optimise_layout(graph, pca_init(reduced))
+    optimise_layout(graph, initial_layout(pca_2d(reduced.astype(np.float64))))
     lap("layout")
     return parts
 

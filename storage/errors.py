@@ -13,6 +13,21 @@ class StoreError(Exception):
 
     user_facing = True
 
+    def __init_subclass__(cls, **kwargs):
+        # Record each error's own constructor arguments, so it pickles: a demo worker process's
+        # error must reach its parent as itself, not break the process pool while unpickling.
+        super().__init_subclass__(**kwargs)
+        init = cls.__init__
+
+        def recording_init(self, *args, **kw):
+            self._init_args = args
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
+    def __reduce__(self):
+        return type(self), getattr(self, "_init_args", self.args)
+
 
 class StoreMissingError(StoreError):
     def __init__(self, path):

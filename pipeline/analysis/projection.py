@@ -124,11 +124,11 @@ def exact_cosine_knn(x: np.ndarray, k: int, chunk: int = 4096) -> tuple[np.ndarr
 
 
 def _umap_2d(x: np.ndarray, seed: int) -> np.ndarray:
-    from pipeline.analysis.umap_layout import fuzzy_graph, optimise_layout, pca_init
+    from pipeline.analysis.umap_layout import fuzzy_graph, initial_layout, optimise_layout
 
     neighbours = int(min(15, len(x) - 1))
     graph = fuzzy_graph(*exact_cosine_knn(x, neighbours))
-    return optimise_layout(graph, pca_init(x), seed=seed)
+    return optimise_layout(graph, initial_layout(pca_2d(x.astype(np.float64))), seed=seed)
 
 
 def place(query: np.ndarray, reference: np.ndarray, reference_xy: np.ndarray, k: int = 10) -> np.ndarray:

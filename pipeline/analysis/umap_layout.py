@@ -94,11 +94,10 @@ def fuzzy_graph(knn_indices: np.ndarray, knn_dists: np.ndarray) -> sp.coo_matrix
     return union.tocoo()
 
 
-def pca_init(x: np.ndarray) -> np.ndarray:
-    """The first two principal axes of x, scaled into [0, INIT_SCALE] as umap-learn scales its init."""
-    from pipeline.analysis.projection import pca_2d
-
-    xy = pca_2d(np.asarray(x, dtype=np.float64))
+def initial_layout(xy: np.ndarray) -> np.ndarray:
+    """2-D starting positions (the first two principal axes, from the caller) scaled into
+    [0, INIT_SCALE] as umap-learn scales its initialisation."""
+    xy = np.asarray(xy, dtype=np.float64)
     span = np.maximum(xy.max(axis=0) - xy.min(axis=0), 1e-12)
     return INIT_SCALE * (xy - xy.min(axis=0)) / span
 

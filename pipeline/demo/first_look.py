@@ -60,11 +60,10 @@ def first_look_config(config):
                    pretrain=replace(config.pretrain, steps=min(config.pretrain.steps, FIRST_LOOK_STEPS)))
 
 
-def land(writer: StoreWriter, config, copy: Path, progress: bool = False) -> list[str]:
-    """Build the first look into `copy` (a copy of the published store) and merge its runs into
-    `writer`, labelled as a first look; returns the run ids (published by the caller)."""
-    from pipeline.demo.build import build_family
-
+def land(writer: StoreWriter, config, copy: Path, build_family, progress: bool = False) -> list[str]:
+    """Build the first look into `copy` (a copy of the published store) with the demo's
+    `build_family` (passed in: the build imports this module) and merge its runs into `writer`,
+    labelled as a first look; returns the run ids (published by the caller)."""
     build_data(config.seed)
     look = first_look_config(config)
     built = build_family(look.models[0], look, copy, progress=progress, phase="first")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.analysis.projection import exact_cosine_knn
-from pipeline.analysis.umap_layout import curve_parameters, fuzzy_graph, optimise_layout, pca_init
+from pipeline.analysis.projection import exact_cosine_knn, pca_2d
+from pipeline.analysis.umap_layout import curve_parameters, fuzzy_graph, initial_layout, optimise_layout
+
+
+def pca_init(x):
+    return initial_layout(pca_2d(np.asarray(x, dtype=np.float64)))
 
 
 def _clusters(n_per: int = 100, n_clusters: int = 6, dim: int = 20, seed: int = 0):

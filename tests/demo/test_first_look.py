@@ -10,7 +10,7 @@ import pytest
 
 import pipeline.demo.first_look as first_look
 from pipeline.data.builtin.build import SizePlan
-from pipeline.demo.build import build_demo
+from pipeline.demo.build import build_demo, build_family
 from pipeline.demo.status import DemoStatus, read_status
 from storage import StoreReader, StoreWriter
 from tests.demo.test_demo_build import MICRO, _scores, bench_home, home  # noqa: F401 - fixtures
@@ -69,7 +69,7 @@ def test_the_first_look_lands_labelled_runs_and_the_full_runs_replace_them(tmp_p
 def test_a_first_look_left_by_a_killed_build_is_replaced_on_resume(tmp_path):
     path = tmp_path / "store.duckdb"
     with StoreWriter(path) as writer:  # what a build killed right after its first look leaves
-        runs = first_look.land(writer, LOOK, tmp_path / "copy.duckdb")
+        runs = first_look.land(writer, LOOK, tmp_path / "copy.duckdb", build_family)
     assert runs
     build_demo(path, LOOK, progress=False, workers=1)
     plain = tmp_path / "plain.duckdb"

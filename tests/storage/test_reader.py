@@ -93,3 +93,17 @@ def test_reader_cannot_write(paper_store):
     with pytest.raises(duckdb.Error):
         cur.execute("DELETE FROM scores")
     assert reader.summary()["scores"] > 0
+
+
+@pytest.mark.parametrize("error", [
+    StoreMissingError("/data/store.duckdb"),
+    StoreCorruptError("/data/store.duckdb.vectors", "the embedding file a.npy of run r is missing"),
+    StoreSchemaError("schema 3 is too old"),
+], ids=lambda e: type(e).__name__)
+def test_store_errors_cross_process_boundaries_as_themselves(error):
+    """A demo worker's store error is pickled to its parent; one that failed to unpickle broke the
+    whole process pool ("a child process terminated abruptly", every worker alive)."""
+    import pickle
+
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error) and str(again) == str(error)
