@@ -346,14 +346,13 @@ def _short(model: DemoModel) -> str:
     return model.name.replace(" (tiny demo)", "")
 
 
-def _build_benchmark(parent: int, data_root: str, seed: int) -> None:
+def _benchmark_worker(parent: int) -> None:
     """The process that builds the benchmark beside the first look. It yields to the first look
     and to the starting dashboard (a lower priority): nothing needs the benchmark before the first
     look is done, and on 2 cores the three would otherwise share them equally."""
     _die_with_parent(parent)
     with contextlib.suppress(OSError):
         os.nice(5)
-    resolve_data_root(data_root, seed, False)
 
 
 def _land_first_look(writer: StoreWriter, store: Path, config: DemoConfig, status: DemoStatus,
@@ -361,39 +360,34 @@ def _land_first_look(writer: StoreWriter, store: Path, config: DemoConfig, statu
     """Build the benchmark in another process while the first look lands here (one core each);
     returns the items the first look's runs use. A failed first look is logged; the build goes on."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     model = first_look.first_look_config(config).models[0]
     look_items: set[str] = set()
-    # A plain process, not a one-worker ProcessPoolExecutor: a second executor shut down in this
-    # process broke the families' pool that came after it (BrokenProcessPool with every worker
-    # alive; tests/demo/test_demo_build.py::test_small_demo_builds_every_family_and_meta_task).
-    bench = multiprocessing.get_context("spawn").Process(
-        target=_build_benchmark, args=(os.getpid(), config.data_root(), config.seed), name="vlmembed-benchmark")
-    bench.start()
-    status.running = ["building the benchmark", f"{_short(model)}: first look (zero-shot on a sample)"]
-    status.first_look, status.first_look_s = "running", first_look.EXPECTED_S
-    status.write(store)
-    threads, tick = torch.get_num_threads(), time.perf_counter()
-    copy = _worker_store(store, model)
-    try:
-        torch.set_num_threads(1)  # the benchmark build has the other core
-        shutil.copyfile(store, copy)
-        report.first_look = first_look.land(writer, config, copy, build_family)
-        writer.publish(keep_open=True)
-        look_items, status.first_look = first_look.items_in_use(writer), "landed"
-        report.seconds["first look"] = time.perf_counter() - tick
-    except Exception as exc:  # noqa: BLE001 - the first look is a preview: the full build goes on
-        log.warning("the first look failed, the full demo goes on: %s", exc)
-        status.first_look = "failed"
-    finally:
-        torch.set_num_threads(threads)
-        _remove_worker_stores(store, model)
-    status.running = ["building the benchmark"]
-    status.write(store)
-    bench.join()
-    if bench.exitcode != 0:
-        raise RuntimeError(f"building the benchmark {config.data_root()} failed (exit code {bench.exitcode}, "
-                           "its error is printed above); run `vlmembed build-bench` to see it alone")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_benchmark_worker, initargs=(os.getpid(),)) as pool:
+        bench = pool.submit(resolve_data_root, config.data_root(), config.seed, False)
+        status.running = ["building the benchmark", f"{_short(model)}: first look (zero-shot on a sample)"]
+        status.first_look, status.first_look_s = "running", first_look.EXPECTED_S
+        status.write(store)
+        threads, tick = torch.get_num_threads(), time.perf_counter()
+        copy = _worker_store(store, model)
+        try:
+            torch.set_num_threads(1)  # the benchmark build has the other core
+            shutil.copyfile(store, copy)
+            report.first_look = first_look.land(writer, config, copy, build_family)
+            writer.publish(keep_open=True)
+            look_items, status.first_look = first_look.items_in_use(writer), "landed"
+            report.seconds["first look"] = time.perf_counter() - tick
+        except Exception as exc:  # noqa: BLE001 - the first look is a preview: the full build goes on
+            log.warning("the first look failed, the full demo goes on: %s", exc)
+            status.first_look = "failed"
+        finally:
+            torch.set_num_threads(threads)
+            _remove_worker_stores(store, model)
+        status.running = ["building the benchmark"]
+        status.write(store)
+        bench.result()
     return look_items
 
 
