@@ -126,10 +126,8 @@ def alignment_metrics(queries: np.ndarray, targets: np.ndarray, query_modality: 
     q, t = np.asarray(queries), np.asarray(targets)
     if q.shape != t.shape or q.ndim != 2 or len(q) < 2:
         raise ValueError(f"need at least two aligned pairs, got queries {q.shape} and targets {t.shape}")
-    q_ids = np.arange(len(q)) if query_ids is None else np.asarray(query_ids)
-    t_ids = np.arange(len(t)) if target_ids is None else np.asarray(target_ids)
-    q_first = np.unique(q_ids, return_index=True)[1]  # each distinct item once
-    t_first = np.unique(t_ids, return_index=True)[1]
+    q_ids, q_first = _distinct(q, query_ids)  # each distinct item once
+    t_ids, t_first = _distinct(t, target_ids)
     cos_sum, squared_sum, centroid_gap = _pair_sums(q, t, q_first, t_first)
     gap = float(np.linalg.norm(centroid_gap))
     out = {
