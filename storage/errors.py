@@ -13,20 +13,16 @@ class StoreError(Exception):
 
     user_facing = True
 
-    def __init_subclass__(cls, **kwargs):
-        # Record each error's own constructor arguments, so it pickles: a demo worker process's
-        # error must reach its parent as itself, not break the process pool while unpickling.
-        super().__init_subclass__(**kwargs)
-        init = cls.__init__
-
-        def recording_init(self, *args, **kw):
-            self._init_args = args
-            init(self, *args, **kw)
-
-        cls.__init__ = recording_init
-
     def __reduce__(self):
-        return type(self), getattr(self, "_init_args", self.args)
+        # A demo worker's error must reach its parent as itself: the subclasses' own __init__
+        # arguments differ from the message Exception pickles, so rebuild from the message.
+        return _rebuild, (type(self), self.args)
+
+
+def _rebuild(cls: type[StoreError], args: tuple) -> StoreError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
 
 
 class StoreMissingError(StoreError):
