@@ -12,6 +12,7 @@ import gradio as gr
 from app.fairness import ConsoleSettings
 from app.store import StoreCache
 from app.tabs import TABS, Context
+from app.tabs.base import QUIET
 from app.urlstate import READY_JS, Params, track_tab
 from pipeline.demo.status import building_status
 
@@ -61,12 +62,12 @@ def _watch_store(blocks: gr.Blocks, store: StoreCache, tabs: gr.Tabs, version: g
     def open_page(shown: str, request: gr.Request):
         return _open_page(store, shown, request)
 
-    blocks.load(open_page, [version], [tabs, version, status], show_progress="hidden", queue=False,
-                api_visibility="private").then(None, js=READY_JS, queue=False, api_visibility="private")
+    blocks.load(open_page, [version], [tabs, version, status], queue=False, api_visibility="private",
+                **QUIET).then(None, js=READY_JS, queue=False, api_visibility="private")
     refresh.click(partial(_check, store, always=True), [version], [version, status], api_name="store_version",
-                  queue=False)
-    gr.Timer(poll_s).tick(partial(_check, store), [version], [version, status], show_progress="hidden",
-                          api_visibility="private", queue=False)
+                  queue=False, show_progress_on=[status])
+    gr.Timer(poll_s).tick(partial(_check, store), [version], [version, status], api_visibility="private",
+                          queue=False, **QUIET)
 
 
 def build_app(store_path: str | os.PathLike, poll_s: float = 5.0, console: ConsoleSettings | None = None) -> gr.Blocks:

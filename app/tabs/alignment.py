@@ -16,7 +16,7 @@ import pandas as pd
 from app import alignment_view
 from app.figures import message_figure
 from app.store import StoreCache
-from app.tabs.base import Context, Tab
+from app.tabs.base import QUIET, Context, Tab
 from app.urlstate import Params, track
 from pipeline.analysis.projection import METHOD_LABELS
 from pipeline.demo.status import building_status
@@ -170,8 +170,8 @@ def build(ctx: Context) -> None:
         p = Params.of(request)
         return render(ctx.store, {k: p.text(k) or None for k in KEYS})
 
-    gr.on([c.input for c in controls], update, controls, outputs, api_name="alignment", show_progress="hidden",
-          trigger_mode="always_last", concurrency_limit=4)
+    gr.on([c.input for c in controls], update, controls, outputs, api_name="alignment",
+          trigger_mode="always_last", concurrency_limit=4, **QUIET)
     ctx.on_load(restore, outputs)
     ctx.on_new_data(update, controls, outputs)
     for key, control in zip(KEYS, controls, strict=True):

@@ -14,7 +14,7 @@ import pandas as pd
 from app import data_scale_view as view
 from app.figures import message_figure
 from app.store import Snapshot, StoreCache
-from app.tabs.base import Context, Tab
+from app.tabs.base import QUIET, Context, Tab
 from app.urlstate import Params, track
 from pipeline.demo.status import building_status
 from storage.reference import vlm2vec_reference
@@ -91,8 +91,8 @@ def build(ctx: Context) -> None:
         with_reference = p.text("scale_reference") != "false"
         return (chosen, split_key, with_reference, *show(chosen, split_key, with_reference))
 
-    gr.on([c.input for c in controls], show, controls, outputs, api_name="data_scale", show_progress="hidden",
-          trigger_mode="always_last", queue=False)
+    gr.on([c.input for c in controls], show, controls, outputs, api_name="data_scale",
+          trigger_mode="always_last", queue=False, **QUIET)
     ctx.on_load(restore, [*controls, *outputs])
     ctx.on_new_data(show, controls, outputs)
     for key, control in zip(("scale_source", "scale_split", "scale_reference"), controls, strict=True):

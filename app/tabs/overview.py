@@ -13,7 +13,7 @@ import gradio as gr
 
 from app import figures, tables
 from app.store import Snapshot
-from app.tabs.base import Context, Tab
+from app.tabs.base import QUIET, Context, Tab
 from app.urlstate import Params, track
 from pipeline.demo.status import building_status
 from storage.vocabulary import SOURCES, TEXT_META_TASK
@@ -84,8 +84,8 @@ def build(ctx: Context) -> None:
         chosen = Params.of(request).choice("source", SOURCE_KEYS, DEFAULT_SOURCE)
         return (chosen, *show(chosen))
 
-    source.input(show, [source], views, api_name="overview", show_progress="hidden", trigger_mode="always_last",
-                 queue=False)
+    source.input(show, [source], views, api_name="overview", trigger_mode="always_last",
+                 queue=False, **QUIET)
     ctx.on_load(restore, [source, *views])
     ctx.on_new_data(show, [source], views)
     track(source, "source", DEFAULT_SOURCE)

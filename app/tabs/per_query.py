@@ -10,7 +10,7 @@ import pandas as pd
 
 from app import per_query_view as pq
 from app.store import Snapshot
-from app.tabs.base import Context, Tab
+from app.tabs.base import QUIET, Context, Tab
 from app.urlstate import Params, track
 from pipeline.demo.status import building_status
 from storage import StoreError, StoreReader
@@ -125,10 +125,10 @@ def build(ctx: Context) -> None:
         reader = ctx.store.reader()
         return view(reader, runs_of(snap, reader), a or "", b or "", ds or "", cell, needle or "")
 
-    gr.on([run_a.input, run_b.input], refresh, controls, everything, show_progress="hidden", queue=False,
-          trigger_mode="always_last")
+    gr.on([run_a.input, run_b.input], refresh, controls, everything, queue=False,
+          trigger_mode="always_last", **QUIET)
     gr.on([dataset.input, show.input, text.submit], show_view, controls, [counts, queries], api_name="per_query",
-          show_progress="hidden", queue=False, trigger_mode="always_last")
+          queue=False, trigger_mode="always_last", **QUIET)
     ctx.on_load(restore, everything)
     ctx.on_new_data(refresh, controls, everything)
     for key, control in zip(KEYS, controls, strict=True):

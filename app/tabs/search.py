@@ -24,7 +24,7 @@ from PIL import Image
 
 from app import search_picks, search_view
 from app.store import StoreCache
-from app.tabs.base import Context, Tab
+from app.tabs.base import QUIET, Context, Tab
 from app.urlstate import Params, track
 from pipeline.search import QueryError, SearchEngine
 from pipeline.search.engine import MAX_K
@@ -287,21 +287,23 @@ def build(ctx: Context) -> None:
 
     ui_inputs = [image, text, instruction, pool, k, task, slot_models, *ticks, *stages]
     # One queue for the buttons and Enter in the text box: at most CONCURRENCY searches at a time.
+    # A search shows its progress on the status line only (see QUIET in app/tabs/base.py).
     go.click(search_ui, ui_inputs, shown, api_visibility="private", concurrency_limit=CONCURRENCY,
-             concurrency_id="live-search")
+             concurrency_id="live-search", show_progress_on=[status])
     text.submit(search_ui, ui_inputs, shown, api_visibility="private", concurrency_limit=CONCURRENCY,
-                concurrency_id="live-search")
+                concurrency_id="live-search", show_progress_on=[status])
     api_go.click(search, [image, text, instruction, pool, run_ids, k, task], shown, api_name="search",
-                 concurrency_limit=CONCURRENCY, concurrency_id="live-search")
-    image.upload(preview, [image], [seen, status], api_visibility="private", queue=False)
-    image.clear(lambda: (None, ""), None, [seen, status], api_visibility="private", queue=False)
-    pool.input(pool_instruction, [pool], [instruction], api_name="search_instruction", queue=False)
+                 concurrency_limit=CONCURRENCY, concurrency_id="live-search", show_progress_on=[status])
+    image.upload(preview, [image], [seen, status], api_visibility="private", queue=False, show_progress_on=[status])
+    image.clear(lambda: (None, ""), None, [seen, status], api_visibility="private", queue=False, **QUIET)
+    pool.input(pool_instruction, [pool], [instruction], api_name="search_instruction", queue=False, **QUIET)
     # A new pool (with "auto") or a new trained-on choice ticks each model that has a final run trained on it.
     for control in (pool, task):
-        control.input(retick, [pool, task], ticks, api_visibility="private", queue=False).then(
-            url_picks, [pool, task, slot_models, *ticks, *stages], [picks], api_visibility="private", queue=False)
+        control.input(retick, [pool, task], ticks, api_visibility="private", queue=False, **QUIET).then(
+            url_picks, [pool, task, slot_models, *ticks, *stages], [picks], api_visibility="private", queue=False,
+            **QUIET)
     gr.on([c.input for c in (*ticks, *stages)], url_picks, [pool, task, slot_models, *ticks, *stages],
-          [picks], api_visibility="private", queue=False, trigger_mode="always_last")
+          [picks], api_visibility="private", queue=False, trigger_mode="always_last", **QUIET)
     ctx.on_load(restore, [pool, task, k, text, instruction, picks, *slots])
     ctx.on_new_data(refresh, [pool, task, picks, slot_models, *ticks, *stages], [pool, *slots])
     for key, control, default in (("pool", pool, ALL), ("trained_on", task, AUTO), ("k", k, DEFAULT_K),

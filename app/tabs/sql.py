@@ -23,7 +23,7 @@ import pandas as pd
 from app import tables
 from app.fairness import ClientSlots, ConsoleSettings, client_gone
 from app.store import StoreCache
-from app.tabs.base import Context, Tab
+from app.tabs.base import QUIET, Context, Tab
 from app.urlstate import Params, track, write_js
 from storage import EXAMPLE_QUERIES, StoreError, run_query
 from storage.console import DEFAULT_TIMEOUT_S
@@ -138,12 +138,13 @@ def build(ctx: Context) -> None:
         return text, title, rows, seconds, *out, gr.update(visible=answered(out[0]))
 
     example.input(lambda title: EXAMPLE_QUERIES.get(title, ""), [example], [query], api_name="sql_example",
-                  show_progress="hidden", queue=False)
+                  queue=False, **QUIET)
     # An edited query is no longer the example: the dropdown lets go of its title.
-    query.input(lambda: None, None, [example], show_progress="hidden", queue=False, api_visibility="private")
+    query.input(lambda: None, None, [example], queue=False, api_visibility="private", **QUIET)
     run.click(execute, [query, max_rows, timeout], [status, result, download], api_name="sql",
-              concurrency_limit=ctx.console.total, concurrency_id="sql-console").then(
-        lambda line: gr.update(visible=answered(line)), [status], [answer], queue=False, api_visibility="private")
+              concurrency_limit=ctx.console.total, concurrency_id="sql-console", show_progress_on=[status]).then(
+        lambda line: gr.update(visible=answered(line)), [status], [answer], queue=False, api_visibility="private",
+        **QUIET)
     # The query enters the URL when it is run, not on every keystroke.
     run.click(None, [query], None, js=write_js("sql"), queue=False, api_visibility="private")
     ctx.on_load(restore, [query, example, max_rows, timeout, status, result, download, answer])
