@@ -18,7 +18,10 @@ from pipeline.demo.status import building_status
 
 HEADER = ("## vlmembed: diffusion vs autoregressive VLMs as multimodal embedding models\n"
           "The paper's published numbers and this project's own runs, read live from the results store.")
-CSS = "#store-status p { margin: 0; font-size: 0.9em; color: var(--body-text-color-subdued); }"
+# The SQL and search status lines carry their event's progress (app/tabs/base.py): empty, they would be 0 px
+# high and the "processing" timer would not show.
+CSS = ("#store-status p { margin: 0; font-size: 0.9em; color: var(--body-text-color-subdued); }\n"
+       "#sql-status, #search-status { min-height: 5em; }")
 THEME = gr.themes.Default(primary_hue="blue")  # Default's fonts ship with Gradio: nothing is fetched
 
 

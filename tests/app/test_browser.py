@@ -116,8 +116,13 @@ def test_dashboard_in_a_real_browser(served, browser_page, tmp_path):
     editor.click()
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(QUERY)
+    # The run's progress shows on the status line (its only progress target), tall enough to be seen.
+    page.evaluate("() => { window.sawProgress = false; const poll = () => { const s = document.querySelector("
+                  "'#sql-status'); if (s && s.querySelector('[data-testid=status-tracker]:not(.hide)') && s.offsetHeight >= 40) "
+                  "window.sawProgress = true; else requestAnimationFrame(poll); }; requestAnimationFrame(poll); }")
     page.locator("#sql-run").click()
     page.locator("#sql-status").get_by_text("4 rows in").wait_for()
+    assert page.evaluate("window.sawProgress")
     _wait_param(page, "sql", QUERY)
     assert _params(page)["tab"] == "sql"
 
