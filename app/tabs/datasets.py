@@ -81,7 +81,7 @@ def delta_view(snap: Snapshot, metric: str, series_a: str, series_b: str) -> tup
     shown = tested.assign(real=tested["real"].map({True: "✓ survives Holm", False: ""})).rename(columns={
         "a": label_a, "b": label_b, "delta": "b − a", "lower": "95% CI low", "upper": "95% CI high",
         "p_holm": "p (Holm)", "real": "at 0.05"}).round({"b − a": 2, "95% CI low": 2, "95% CI high": 2,
-                                                          label_a: 2, label_b: 2})
+                                                          label_a: 2, label_b: 2, "p": 4, "p (Holm)": 4})
     summary = tables.delta_summary(delta, label_a, label_b)
     if len(delta):
         summary += (f"  \n{int(tested['real'].sum())} of {len(delta)} differences survive Holm's correction at 0.05 "

@@ -119,6 +119,7 @@ def test_delta_marks_only_differences_that_survive_holm(with_intervals):
     assert rows.loc["HatefulMemes", "at 0.05"] == "✓ survives Holm"  # 50.6 vs 70.1
     assert rows.loc["CIRR", "at 0.05"] == ""  # 53.2 vs 53.6: the paper's "markedly stronger" does not hold
     assert (rows["p (Holm)"] >= rows["p"] - 1e-12).all()
+    assert (rows[["p", "p (Holm)"]].dropna() == rows[["p", "p (Holm)"]].dropna().round(4)).all().all()  # shown, 4 places
     n_real = int((rows["at 0.05"] != "").sum())
     assert 0 < n_real < len(rows) and f"{n_real} of {len(rows)} differences survive Holm" in summary
     assert "unpaired" in summary
